@@ -1,0 +1,317 @@
+"""The data model. State changes happen only in ``services.py``; see DESIGN.md §3."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class Division(models.Model):
+    """A division of the city office (課), e.g. 広報広聴課."""
+
+    name = models.CharField(_("課名"), max_length=100, unique=True)
+
+    class Meta:
+        verbose_name = _("担当課")
+        verbose_name_plural = _("担当課")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class User(AbstractUser):
+    """A member of staff. Citizens never have accounts here (they are ``Follower`` rows)."""
+
+    division = models.ForeignKey(
+        Division, verbose_name=_("担当課"), null=True, blank=True, on_delete=models.PROTECT
+    )
+
+    class Meta(AbstractUser.Meta):
+        verbose_name = _("職員")
+        verbose_name_plural = _("職員")
+
+    def __str__(self) -> str:
+        full = f"{self.last_name} {self.first_name}".strip()
+        return full or self.username
+
+
+class Category(models.Model):
+    """The eleven information categories of policy 4(1), seeded by a data migration."""
+
+    code = models.SlugField(_("コード"), max_length=40, unique=True)
+    label = models.CharField(_("名称"), max_length=60)
+    sort_order = models.PositiveSmallIntegerField(_("表示順"), default=0)
+    color = models.CharField(_("表示色"), max_length=7, default="#1a4f9c")
+    is_emergency_default = models.BooleanField(_("既定で緊急"), default=False)
+
+    class Meta:
+        verbose_name = _("カテゴリ")
+        verbose_name_plural = _("カテゴリ")
+        ordering = ["sort_order", "id"]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class Follower(models.Model):
+    """A citizen who added the account as a friend. Policy 10: LINE user ID and chosen
+    categories only — no profile data."""
+
+    line_user_id = models.CharField(_("LINE ユーザーID"), max_length=64, unique=True)
+    followed_at = models.DateTimeField(_("友だち追加日時"), default=timezone.now)
+    unfollowed_at = models.DateTimeField(_("ブロック日時"), null=True, blank=True)
+    categories = models.ManyToManyField(Category, verbose_name=_("受信カテゴリ"), blank=True)
+    is_staff_test_recipient = models.BooleanField(_("職員テスト受信者"), default=False)
+
+    class Meta:
+        verbose_name = _("友だち")
+        verbose_name_plural = _("友だち")
+        indexes = [models.Index(fields=["unfollowed_at", "id"], name="follower_active_idx")]
+
+    def __str__(self) -> str:
+        return self.line_user_id
+
+    @property
+    def is_active(self) -> bool:
+        return self.unfollowed_at is None
+
+
+class Broadcast(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("下書き")
+        PENDING_REVIEW = "pending_review", _("承認待ち")
+        REJECTED = "rejected", _("差し戻し")
+        SCHEDULED = "scheduled", _("配信予定")
+        SENDING = "sending", _("配信中")
+        SENT = "sent", _("配信済み")
+        FAILED = "failed", _("失敗")
+        NEEDS_ATTENTION = "needs_attention", _("要対応")
+        CANCELLED = "cancelled", _("取消済み")
+
+    class Audience(models.TextChoices):
+        ALL = "all", _("すべての友だち")
+        SUBSCRIBERS = "subscribers", _("カテゴリの受信登録者")
+        STAFF_TEST = "staff_test", _("職員テスト受信者のみ")
+
+    class Priority(models.TextChoices):
+        NORMAL = "normal", _("通常")
+        EMERGENCY = "emergency", _("緊急")
+
+    class Kind(models.TextChoices):
+        LIVE = "live", _("本番")
+        DRILL = "drill", _("訓練")
+        CORRECTION = "correction", _("訂正")
+        CANCELLATION = "cancellation", _("取消")
+
+    title = models.CharField(_("件名（職員用）"), max_length=120)
+    categories = models.ManyToManyField(Category, verbose_name=_("カテゴリ"), blank=True)
+    messages = models.JSONField(_("メッセージ"), default=list, blank=True)
+    audience = models.CharField(
+        _("配信対象"), max_length=20, choices=Audience.choices, default=Audience.ALL
+    )
+    requested_at = models.DateTimeField(
+        _("配信希望日時"), null=True, blank=True, help_text=_("空欄なら配信可能になり次第")
+    )
+    priority = models.CharField(
+        _("優先度"), max_length=20, choices=Priority.choices, default=Priority.NORMAL
+    )
+    emergency_reason = models.TextField(_("緊急配信の理由"), blank=True)
+    kind = models.CharField(_("種別"), max_length=20, choices=Kind.choices, default=Kind.LIVE)
+    parent = models.ForeignKey(
+        "self",
+        verbose_name=_("元の配信"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="follow_ups",
+    )
+    notification_disabled = models.BooleanField(_("通知しない"), default=False)
+    division = models.ForeignKey(
+        Division, verbose_name=_("担当課"), null=True, blank=True, on_delete=models.PROTECT
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("起案者"),
+        on_delete=models.PROTECT,
+        related_name="authored_broadcasts",
+    )
+
+    status = models.CharField(
+        _("状態"), max_length=20, choices=Status.choices, default=Status.DRAFT, db_index=True
+    )
+    content_hash = models.CharField(_("内容ハッシュ"), max_length=64, blank=True)
+    submitted_at = models.DateTimeField(_("申請日時"), null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("承認者"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="approved_broadcasts",
+    )
+    approved_at = models.DateTimeField(_("承認日時"), null=True, blank=True)
+    approved_hash = models.CharField(_("承認時の内容ハッシュ"), max_length=64, blank=True)
+    # When the dispatcher may claim it: the effective send time computed by schedule.py.
+    scheduled_for = models.DateTimeField(_("配信予定日時"), null=True, blank=True)
+    hold_reason = models.CharField(_("保留の理由"), max_length=200, blank=True)
+    sending_started_at = models.DateTimeField(_("配信開始日時"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("配信完了日時"), null=True, blank=True)
+    lease_expires_at = models.DateTimeField(_("送信処理の期限"), null=True, blank=True)
+    last_error = models.TextField(_("エラー"), blank=True)
+    recipient_count = models.PositiveIntegerField(_("受信者数"), null=True, blank=True)
+    deliveries_total = models.PositiveIntegerField(_("送信リクエスト数"), default=0)
+    deliveries_accepted = models.PositiveIntegerField(_("受付済みリクエスト数"), default=0)
+
+    created_at = models.DateTimeField(_("作成日時"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("更新日時"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("配信")
+        verbose_name_plural = _("配信")
+        ordering = ["-created_at", "-id"]
+        permissions = [
+            ("submit_broadcast", "配信を起案・申請できる"),
+            ("send_test_broadcast", "職員テスト受信者へテスト配信できる"),
+            ("review_broadcast", "通常配信を審査・承認・差し戻し・取消できる"),
+            ("approve_emergency_broadcast", "緊急配信を承認できる"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "scheduled_for"], name="broadcast_due_idx"),
+            models.Index(fields=["status", "lease_expires_at"], name="broadcast_lease_idx"),
+        ]
+        constraints = [
+            # Four eyes: nobody approves their own broadcast (also checked in services).
+            models.CheckConstraint(
+                condition=Q(approved_by__isnull=True) | ~Q(approved_by=F("author")),
+                name="broadcast_not_self_approved",
+            ),
+            models.CheckConstraint(
+                condition=~Q(priority="emergency") | ~Q(emergency_reason=""),
+                name="broadcast_emergency_has_reason",
+            ),
+            # A drill can only ever reach staff test recipients.
+            models.CheckConstraint(
+                condition=~Q(kind="drill") | Q(audience="staff_test"),
+                name="broadcast_drill_staff_only",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_emergency(self) -> bool:
+        return self.priority == self.Priority.EMERGENCY
+
+    @property
+    def is_drill(self) -> bool:
+        return self.kind == self.Kind.DRILL
+
+
+class Delivery(models.Model):
+    """One LINE API request of a broadcast, created (and committed) before the call is made.
+
+    Its ``retry_key`` is sent as ``X-Line-Retry-Key`` on every attempt, so LINE accepts it
+    at most once (DESIGN.md §5)."""
+
+    class Kind(models.TextChoices):
+        BROADCAST = "broadcast", _("一斉配信")
+        MULTICAST = "multicast", _("マルチキャスト")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("未送信")
+        ACCEPTED = "accepted", _("受付済み")
+        FAILED = "failed", _("失敗")
+        NEEDS_ATTENTION = "needs_attention", _("要対応")
+
+    broadcast = models.ForeignKey(Broadcast, on_delete=models.PROTECT, related_name="deliveries")
+    seq = models.PositiveIntegerField(_("番号"))
+    kind = models.CharField(_("種類"), max_length=20, choices=Kind.choices)
+    recipients = models.JSONField(_("宛先"), default=list, blank=True)
+    recipient_count = models.PositiveIntegerField(_("宛先数"), default=0)
+    retry_key = models.UUIDField(_("再試行キー"), default=uuid.uuid4, unique=True, editable=False)
+    key_created_at = models.DateTimeField(_("キー作成日時"), default=timezone.now)
+    status = models.CharField(
+        _("状態"), max_length=20, choices=Status.choices, default=Status.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(_("試行回数"), default=0)
+    last_attempt_at = models.DateTimeField(_("最終試行日時"), null=True, blank=True)
+    accepted_at = models.DateTimeField(_("受付日時"), null=True, blank=True)
+    request_id = models.CharField(_("LINE リクエストID"), max_length=64, blank=True)
+    http_status = models.PositiveSmallIntegerField(_("HTTP ステータス"), null=True, blank=True)
+    last_error = models.TextField(_("エラー"), blank=True)
+
+    class Meta:
+        verbose_name = _("送信リクエスト")
+        verbose_name_plural = _("送信リクエスト")
+        ordering = ["broadcast_id", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["broadcast", "seq"], name="delivery_unique_seq"),
+        ]
+        indexes = [models.Index(fields=["broadcast", "status"], name="delivery_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.broadcast_id}#{self.seq}"
+
+
+class BroadcastEvent(models.Model):
+    """Append-only audit log: who did what, when, with the state before and after.
+
+    The app never updates or deletes these rows (``save`` refuses updates; on PostgreSQL a
+    trigger rejects UPDATE/DELETE)."""
+
+    broadcast = models.ForeignKey(
+        Broadcast, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT
+    )
+    verb = models.CharField(_("操作"), max_length=40, db_index=True)
+    from_status = models.CharField(_("変更前"), max_length=20, blank=True)
+    to_status = models.CharField(_("変更後"), max_length=20, blank=True)
+    comment = models.TextField(_("コメント"), blank=True)
+    data = models.JSONField(_("詳細"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("日時"), default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("監査ログ")
+        verbose_name_plural = _("監査ログ")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.verb}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise PermissionError("監査ログは変更できません")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("監査ログは削除できません")
+
+
+class CalendarOverride(models.Model):
+    """An admin's decision that a date is open or closed, overriding the computed calendar."""
+
+    date = models.DateField(_("日付"), unique=True)
+    is_open = models.BooleanField(_("開庁"))
+    reason = models.CharField(_("理由"), max_length=200)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT
+    )
+    created_at = models.DateTimeField(_("登録日時"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("開庁日の例外")
+        verbose_name_plural = _("開庁日の例外")
+        ordering = ["date"]
+
+    def __str__(self) -> str:
+        return f"{self.date} {'開庁' if self.is_open else '閉庁'}"

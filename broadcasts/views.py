@@ -1,0 +1,10 @@
+"""Thin views: validate, call one service, redirect. Reads come from selectors."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+
+def dashboard(request: HttpRequest) -> HttpResponse:
+    return render(request, "broadcasts/dashboard.html", {})

@@ -1,0 +1,196 @@
+"""Settings shared by every environment. Every machine-specific value comes from ``env``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from django.utils.translation import gettext_lazy as _
+
+from . import env
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+DATA_DIR = Path(env.get("KASHIWA_DATA_DIR", str(BASE_DIR / "var")) or BASE_DIR / "var")
+
+SECRET_KEY = env.get("SECRET_KEY", "dev-only-insecure-key-change-me-0123456789abcdefghijklmnop")
+DEBUG = env.get_bool("DEBUG", False)
+ALLOWED_HOSTS = env.get_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.get_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "crispy_forms",
+    "crispy_bootstrap5",
+    "broadcasts",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "broadcasts.middleware.LoginRequiredMiddleware",
+]
+
+ROOT_URLCONF = "kashiwa.urls"
+WSGI_APPLICATION = "kashiwa.wsgi.application"
+ASGI_APPLICATION = "kashiwa.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+                "broadcasts.context_processors.account",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.database(env.get("DATABASE_URL"), DATA_DIR / "kashiwa.sqlite3")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "broadcasts.User"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "broadcasts:dashboard"
+LOGOUT_REDIRECT_URL = "login"
+
+# Japanese first; English available. All times are stored in UTC and shown in Asia/Tokyo.
+LANGUAGE_CODE = "ja"
+LANGUAGES = [("ja", _("日本語")), ("en", _("English"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "Asia/Tokyo"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "staticfiles"
+MEDIA_URL = "/media/"
+MEDIA_ROOT = DATA_DIR / "media"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
+CRISPY_TEMPLATE_PACK = "bootstrap5"
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = env.get_int("SESSION_IDLE_SECONDS", 30 * 60)
+SESSION_SAVE_EVERY_REQUEST = True  # idle timeout, not absolute
+CSRF_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+# --- Redis / Celery -------------------------------------------------------------------
+REDIS_URL = env.get("REDIS_URL")
+CELERY_BROKER_URL = env.broker_url(REDIS_URL, env.get("CELERY_BROKER_URL"), DATA_DIR / "broker")
+BROKER_DIR = DATA_DIR / "broker"
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # kombu's filesystem transport: a broker that needs no server (the embedded default).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "store_processed": False,
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "broadcasts.tasks.send_emergency_broadcast": {"queue": "emergency"},
+}
+CELERY_BEAT_SCHEDULE = {
+    "dispatch-due-broadcasts": {
+        "task": "broadcasts.tasks.dispatch_due_broadcasts",
+        "schedule": timedelta(seconds=env.get_int("DISPATCH_INTERVAL_SECONDS", 5)),
+        "options": {"expires": 30},
+    },
+}
+CELERY_TIMEZONE = "Asia/Tokyo"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- LINE -----------------------------------------------------------------------------
+SANDBOX_HOST = env.get("LINE_SANDBOX_HOST", "127.0.0.1") or "127.0.0.1"
+SANDBOX_PORT = env.get_int("LINE_SANDBOX_PORT", 8765)
+SANDBOX_URL = f"http://{SANDBOX_HOST}:{SANDBOX_PORT}"
+# The sandbox accepts exactly these credentials; they are not secrets.
+SANDBOX_CHANNEL_ACCESS_TOKEN = "sandbox-channel-access-token"  # noqa: S105
+SANDBOX_CHANNEL_SECRET = "sandbox-channel-secret"  # noqa: S105
+
+LINE_CHANNEL_ACCESS_TOKEN = env.get("LINE_CHANNEL_ACCESS_TOKEN")
+LINE_CHANNEL_SECRET = env.get("LINE_CHANNEL_SECRET")
+LINE_USES_SANDBOX = not LINE_CHANNEL_ACCESS_TOKEN
+if LINE_USES_SANDBOX:
+    LINE_CHANNEL_ACCESS_TOKEN = SANDBOX_CHANNEL_ACCESS_TOKEN
+    LINE_CHANNEL_SECRET = LINE_CHANNEL_SECRET or SANDBOX_CHANNEL_SECRET
+LINE_API_BASE_URL = env.get(
+    "LINE_API_BASE_URL", SANDBOX_URL if LINE_USES_SANDBOX else "https://api.line.me"
+)
+LINE_DATA_API_BASE_URL = env.get(
+    "LINE_DATA_API_BASE_URL", SANDBOX_URL if LINE_USES_SANDBOX else "https://api-data.line.me"
+)
+LINE_REQUEST_TIMEOUT_SECONDS = float(env.get("LINE_REQUEST_TIMEOUT_SECONDS", "10") or 10)
+
+# --- The city's rules -----------------------------------------------------------------
+ACCOUNT_NAME = "柏市役所"
+ACCOUNT_ID = "@kashiwa_shi"
+SEND_WINDOW_START = env.get("SEND_WINDOW_START", "08:30")
+SEND_WINDOW_END = env.get("SEND_WINDOW_END", "17:15")
+# Ordinary sends never use the last N broadcast-API slots of an hour (LINE allows 60/h).
+EMERGENCY_BROADCAST_RESERVE = env.get_int("EMERGENCY_BROADCAST_RESERVE", 5)
+MULTICAST_MAX_PER_SECOND = env.get_int("MULTICAST_MAX_PER_SECOND", 200)
+MULTICAST_CONCURRENCY = env.get_int("MULTICAST_CONCURRENCY", 6)
+# A send that stops making progress for this long is taken over by another worker.
+SEND_LEASE_SECONDS = env.get_int("SEND_LEASE_SECONDS", 60)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.get("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

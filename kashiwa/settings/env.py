@@ -1,0 +1,108 @@
+"""The one reader of the environment.
+
+Every setting that can change between machines comes through here, so that a bad value
+stops start-up with one clear line (``ConfigError``) instead of a traceback deep in Django.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+class ConfigError(ImproperlyConfigured):
+    """A configuration value is missing or malformed."""
+
+
+def get(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        # Docker-style secrets: NAME_FILE points at a file holding the value.
+        file_path = os.environ.get(f"{name}_FILE")
+        if file_path:
+            try:
+                return Path(file_path).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"{name}_FILE={file_path} を読めません: {exc}") from exc
+        return default
+    return value.strip()
+
+
+def require(name: str) -> str:
+    value = get(name)
+    if not value:
+        raise ConfigError(f"環境変数 {name} が設定されていません (required in production)")
+    return value
+
+
+def get_bool(name: str, default: bool = False) -> bool:
+    value = get(name)
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name}={value!r} は true/false ではありません")
+
+
+def get_int(name: str, default: int) -> int:
+    value = get(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={value!r} は整数ではありません") from exc
+
+
+def get_list(name: str, default: list[str]) -> list[str]:
+    value = get(name)
+    if value is None:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def database(url: str | None, default_sqlite: Path) -> dict[str, Any]:
+    """Parse DATABASE_URL (or fall back to a SQLite file) with a clear error on bad input."""
+    import dj_database_url
+
+    if not url:
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(default_sqlite),
+            "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
+            "TEST": {"NAME": str(default_sqlite.with_name("test_" + default_sqlite.name))},
+        }
+    scheme = urlparse(url).scheme
+    if scheme not in {"postgres", "postgresql", "pgsql", "sqlite"}:
+        raise ConfigError(
+            f"DATABASE_URL の形式が不正です (postgresql://user@host:5432/name か sqlite:///path): "
+            f"scheme {scheme or '(none)'!r}"
+        )
+    try:
+        config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    except Exception as exc:  # dj-database-url raises several types on bad input
+        raise ConfigError(f"DATABASE_URL を解釈できません: {exc}") from exc
+    if config.get("ENGINE", "").endswith("sqlite3"):
+        config["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
+        config["CONN_MAX_AGE"] = 0
+    elif not config.get("NAME"):
+        raise ConfigError("DATABASE_URL にデータベース名がありません")
+    return config
+
+
+def broker_url(redis_url: str | None, broker: str | None, filesystem_root: Path) -> str:
+    """Celery broker: CELERY_BROKER_URL, else REDIS_URL, else kombu's filesystem transport."""
+    url = broker or redis_url
+    if url:
+        scheme = urlparse(url).scheme
+        if scheme not in {"redis", "rediss", "filesystem", "amqp", "memory"}:
+            raise ConfigError(f"ブローカー URL の形式が不正です: scheme {scheme or '(none)'!r}")
+        return url
+    return "filesystem://"

@@ -1,5 +1,3 @@
-"""Thin views: validate, call one service, redirect. Reads come from selectors."""
-
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse

@@ -1,0 +1,61 @@
+"""Who may do what: pure predicates (Wagtail's ``check()`` apart from ``execute()``).
+
+Services call these and raise ``BroadcastPermissionDenied``; views and templates use them to
+show or hide actions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.core.exceptions import PermissionDenied
+
+if TYPE_CHECKING:
+    from .models import Broadcast, User
+
+
+class BroadcastPermissionDenied(PermissionDenied):
+    """The actor may not do this to this broadcast."""
+
+
+def can_draft(user: User) -> bool:
+    return user.is_active and user.has_perm("broadcasts.add_broadcast")
+
+
+def can_edit(user: User, broadcast: Broadcast) -> bool:
+    """Drafters edit only their own broadcasts; reviewers may fix any before sending."""
+    if not user.is_active or not user.has_perm("broadcasts.change_broadcast"):
+        return False
+    return broadcast.author_id == user.pk or user.has_perm("broadcasts.review_broadcast")
+
+
+def can_submit(user: User, broadcast: Broadcast) -> bool:
+    return user.has_perm("broadcasts.submit_broadcast") and broadcast.author_id == user.pk
+
+
+def can_send_test(user: User, broadcast: Broadcast) -> bool:
+    return user.has_perm("broadcasts.send_test_broadcast") and can_edit(user, broadcast)
+
+
+def can_review(user: User) -> bool:
+    return user.is_active and user.has_perm("broadcasts.review_broadcast")
+
+
+def can_approve(user: User, broadcast: Broadcast) -> bool:
+    """Four eyes: never the author. Emergencies need a supervisor (承認者)."""
+    if not user.is_active or broadcast.author_id == user.pk:
+        return False
+    if broadcast.is_emergency:
+        return user.has_perm("broadcasts.approve_emergency_broadcast")
+    return user.has_perm("broadcasts.review_broadcast")
+
+
+def can_cancel(user: User, broadcast: Broadcast) -> bool:
+    if not user.is_active:
+        return False
+    if broadcast.author_id == user.pk and user.has_perm("broadcasts.change_broadcast"):
+        return True
+    return user.has_perm("broadcasts.review_broadcast")
+
+
+def can_administer(user: User) -> bool:
+    return user.is_active and user.has_perm("broadcasts.change_calendaroverride")

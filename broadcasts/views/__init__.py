@@ -1,0 +1,1 @@
+"""Thin views, one module per area: validate, call one service, redirect."""

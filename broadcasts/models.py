@@ -163,6 +163,9 @@ class Broadcast(models.Model):
     hold_reason = models.CharField(_("保留の理由"), max_length=200, blank=True)
     sending_started_at = models.DateTimeField(_("配信開始日時"), null=True, blank=True)
     sent_at = models.DateTimeField(_("配信完了日時"), null=True, blank=True)
+    # A sending worker holds a lease it renews after each request; an expired lease lets the
+    # dispatcher hand the send to another worker (retry keys keep that safe).
+    lease_owner = models.CharField(_("送信中のワーカー"), max_length=100, blank=True)
     lease_expires_at = models.DateTimeField(_("送信処理の期限"), null=True, blank=True)
     last_error = models.TextField(_("エラー"), blank=True)
     recipient_count = models.PositiveIntegerField(_("受信者数"), null=True, blank=True)

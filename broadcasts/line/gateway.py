@@ -1,0 +1,222 @@
+"""The one gateway to LINE: wraps line-bot-sdk v3 (DESIGN.md §6).
+
+Only this package imports the SDK. Message objects are stored as LINE JSON and passed through
+the SDK's own models, so what was approved is exactly what is sent."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+from django.conf import settings
+from linebot.v3.messaging import (
+    ApiClient,
+    BroadcastRequest,
+    Configuration,
+    MessagingApi,
+    MulticastRequest,
+    PushMessageRequest,
+    ReplyMessageRequest,
+    ValidateMessageRequest,
+)
+from linebot.v3.messaging.exceptions import ApiException
+from pydantic import ValidationError
+
+from .errors import (
+    LineError,
+    LinePermanentError,
+    LineQuotaExceededError,
+    LineRateLimitedError,
+    LineTemporaryError,
+)
+
+MONTHLY_LIMIT_MESSAGE = "You have reached your monthly limit."
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """LINE accepted the request. ``duplicate``: it had already accepted this retry key."""
+
+    request_id: str
+    duplicate: bool
+    http_status: int
+
+
+@dataclass(frozen=True)
+class Quota:
+    type: str  # "none" (no limit: local-government plan) or "limited"
+    value: int | None
+    consumption: int
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.value is None else max(self.value - self.consumption, 0)
+
+
+def _header(headers: Any, name: str) -> str:
+    if not headers:
+        return ""
+    for key, value in dict(headers).items():
+        if key.lower() == name:
+            return str(value)
+    return ""
+
+
+def _translate(exc: ApiException) -> LineError:
+    status = int(exc.status or 0)
+    request_id = _header(exc.headers, "x-line-request-id")
+    message, details = f"HTTP {status}", []
+    if exc.body:
+        try:
+            body = json.loads(exc.body)
+            message = str(body.get("message", message))
+            details = [
+                {"message": str(d.get("message", "")), "property": str(d.get("property", ""))}
+                for d in body.get("details") or []
+            ]
+        except (ValueError, AttributeError):
+            message = str(exc.body)[:300]
+    kwargs = {"status": status, "details": details, "request_id": request_id}
+    if status == 429:
+        if MONTHLY_LIMIT_MESSAGE.rstrip(".") in message:
+            return LineQuotaExceededError(message, **kwargs)
+        return LineRateLimitedError(message, **kwargs)
+    if status >= 500 or status == 0:
+        return LineTemporaryError(message, **kwargs)
+    return LinePermanentError(message, **kwargs)
+
+
+_NETWORK_ERRORS = (urllib3.exceptions.HTTPError, OSError, TimeoutError)
+
+
+class LineGateway:
+    """Typed access to the Messaging API calls the app makes."""
+
+    def __init__(self, *, host: str, token: str, timeout: float = 10.0) -> None:
+        configuration = Configuration(host=host.rstrip("/"), access_token=token)
+        # Retries are ours (with the same retry key), not urllib3's.
+        configuration.retries = 0
+        self._client = ApiClient(configuration)
+        self._api = MessagingApi(self._client)
+        self.timeout = timeout
+        self.host = host
+
+    # --- sending ---------------------------------------------------------------------
+    def broadcast(
+        self, *, messages: list[dict[str, Any]], retry_key: uuid.UUID, notification_disabled: bool
+    ) -> SendResult:
+        request = self._build(
+            BroadcastRequest,
+            {"messages": messages, "notificationDisabled": notification_disabled},
+        )
+        return self._send(self._api.broadcast_with_http_info, request, retry_key)
+
+    def multicast(
+        self,
+        *,
+        to: list[str],
+        messages: list[dict[str, Any]],
+        retry_key: uuid.UUID,
+        notification_disabled: bool,
+    ) -> SendResult:
+        request = self._build(
+            MulticastRequest,
+            {"to": to, "messages": messages, "notificationDisabled": notification_disabled},
+        )
+        return self._send(self._api.multicast_with_http_info, request, retry_key)
+
+    def push(self, *, to: str, messages: list[dict[str, Any]], retry_key: uuid.UUID) -> SendResult:
+        request = self._build(PushMessageRequest, {"to": to, "messages": messages})
+        return self._send(self._api.push_message_with_http_info, request, retry_key)
+
+    def reply(self, *, reply_token: str, messages: list[dict[str, Any]]) -> str:
+        request = self._build(
+            ReplyMessageRequest, {"replyToken": reply_token, "messages": messages}
+        )
+        response = self._call(self._api.reply_message_with_http_info, request)
+        return _header(response.headers, "x-line-request-id")
+
+    def validate(self, *, audience: str, messages: list[dict[str, Any]]) -> None:
+        """LINE's own validate endpoint for the API this audience will use."""
+        request = self._build(ValidateMessageRequest, {"messages": messages})
+        method = {
+            "broadcast": self._api.validate_broadcast_with_http_info,
+            "multicast": self._api.validate_multicast_with_http_info,
+            "push": self._api.validate_push_with_http_info,
+        }[audience]
+        self._call(method, request)
+
+    # --- reads -----------------------------------------------------------------------
+    def quota(self) -> Quota:
+        quota = self._call(self._api.get_message_quota_with_http_info).data
+        consumption = self._call(self._api.get_message_quota_consumption_with_http_info).data
+        return Quota(
+            type=str(quota.type.value if hasattr(quota.type, "value") else quota.type),
+            value=quota.value,
+            consumption=int(consumption.total_usage or 0),
+        )
+
+    def follower_ids(self, *, start: str | None = None, limit: int = 1000) -> tuple[list[str], str]:
+        data = self._call(self._api.get_followers_with_http_info, start=start, limit=limit).data
+        return list(data.user_ids or []), str(data.next or "")
+
+    def bot_info(self) -> dict[str, Any]:
+        return self._call(self._api.get_bot_info_with_http_info).data.to_dict()
+
+    # --- plumbing --------------------------------------------------------------------
+    @staticmethod
+    def _build(model: Any, payload: dict[str, Any]) -> Any:
+        try:
+            return model.from_dict(payload)
+        except (ValidationError, ValueError, TypeError) as exc:
+            raise LinePermanentError(f"メッセージの形式が LINE の仕様に合いません: {exc}") from exc
+
+    def _send(self, method: Any, request: Any, retry_key: uuid.UUID) -> SendResult:
+        try:
+            response = method(
+                request, x_line_retry_key=str(retry_key), _request_timeout=self.timeout
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                accepted = _header(exc.headers, "x-line-accepted-request-id")
+                if accepted:
+                    return SendResult(request_id=accepted, duplicate=True, http_status=409)
+            raise _translate(exc) from None
+        except _NETWORK_ERRORS as exc:
+            raise LineTemporaryError(f"LINE に接続できません: {type(exc).__name__}") from None
+        return SendResult(
+            request_id=_header(response.headers, "x-line-request-id"),
+            duplicate=False,
+            http_status=int(response.status_code),
+        )
+
+    def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, _request_timeout=self.timeout, **kwargs)
+        except ApiException as exc:
+            raise _translate(exc) from None
+        except _NETWORK_ERRORS as exc:
+            raise LineTemporaryError(f"LINE に接続できません: {type(exc).__name__}") from None
+
+
+_GATEWAYS: dict[tuple[str, str], LineGateway] = {}
+_GATEWAYS_LOCK = threading.Lock()
+
+
+def get_gateway() -> LineGateway:
+    """One gateway (and so one connection pool) per process and configuration."""
+    key = (settings.LINE_API_BASE_URL, settings.LINE_CHANNEL_ACCESS_TOKEN)
+    with _GATEWAYS_LOCK:
+        gateway = _GATEWAYS.get(key)
+        if gateway is None:
+            gateway = LineGateway(
+                host=settings.LINE_API_BASE_URL,
+                token=settings.LINE_CHANNEL_ACCESS_TOKEN,
+                timeout=settings.LINE_REQUEST_TIMEOUT_SECONDS,
+            )
+            _GATEWAYS[key] = gateway
+    return gateway

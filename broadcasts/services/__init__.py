@@ -1,0 +1,49 @@
+"""Every write and every state change (HackSoft styleguide: services).
+
+Import from here: ``from broadcasts.services import broadcast_approve``."""
+
+from .audit import audit_record
+from .calendar import calendar_override_delete, calendar_override_save
+from .errors import BroadcastInvalid, BroadcastPermissionDenied, InvalidTransition, StaleApproval
+from .lifecycle import (
+    TRANSITIONS,
+    broadcast_approve,
+    broadcast_cancel,
+    broadcast_create,
+    broadcast_reject,
+    broadcast_submit,
+    broadcast_update,
+    broadcast_withdraw,
+    compute_hash,
+)
+from .sending import (
+    DispatchResult,
+    SendOutcome,
+    broadcast_claim_now,
+    broadcast_send,
+    broadcasts_dispatch_due,
+)
+
+__all__ = [
+    "TRANSITIONS",
+    "BroadcastInvalid",
+    "BroadcastPermissionDenied",
+    "DispatchResult",
+    "InvalidTransition",
+    "SendOutcome",
+    "StaleApproval",
+    "audit_record",
+    "broadcast_approve",
+    "broadcast_cancel",
+    "broadcast_claim_now",
+    "broadcast_create",
+    "broadcast_reject",
+    "broadcast_send",
+    "broadcast_submit",
+    "broadcast_update",
+    "broadcast_withdraw",
+    "broadcasts_dispatch_due",
+    "calendar_override_delete",
+    "calendar_override_save",
+    "compute_hash",
+]

@@ -1,0 +1,385 @@
+"""The life of a broadcast up to sending (DESIGN.md §3): create, edit, submit, review, cancel.
+
+Every transition has one shape: lock the row, check the transition table, write, add an
+audit row, and register side effects with ``transaction.on_commit``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from .. import permissions
+from ..content import DRILL_MARKER, Problem, check_messages, content_hash, message_texts
+from ..models import Broadcast, Category, Division, User
+from .audit import audit_record
+from .errors import BroadcastInvalid, BroadcastPermissionDenied, InvalidTransition
+from .scheduling import enqueue_emergency_send, schedule_for
+
+S = Broadcast.Status
+
+# action -> (states it may start from, state it ends in)
+TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
+    "submit": (frozenset({S.DRAFT, S.REJECTED}), S.PENDING_REVIEW),
+    "withdraw": (frozenset({S.PENDING_REVIEW}), S.DRAFT),
+    "approve": (frozenset({S.PENDING_REVIEW}), S.SCHEDULED),
+    "reject": (frozenset({S.PENDING_REVIEW}), S.REJECTED),
+    "reopen": (frozenset({S.SCHEDULED}), S.PENDING_REVIEW),
+    "cancel": (
+        frozenset({S.DRAFT, S.PENDING_REVIEW, S.REJECTED, S.SCHEDULED, S.NEEDS_ATTENTION}),
+        S.CANCELLED,
+    ),
+    "claim": (frozenset({S.SCHEDULED}), S.SENDING),
+    "hold": (frozenset({S.SENDING}), S.SCHEDULED),
+    "complete": (frozenset({S.SENDING}), S.SENT),
+    "fail": (frozenset({S.SENDING, S.NEEDS_ATTENTION}), S.FAILED),
+    "needs_attention": (frozenset({S.SENDING, S.SCHEDULED}), S.NEEDS_ATTENTION),
+    "resume": (frozenset({S.NEEDS_ATTENTION}), S.SENDING),
+}
+ACTION_LABELS = {
+    "submit": "承認申請",
+    "withdraw": "申請の取り下げ",
+    "approve": "承認",
+    "reject": "差し戻し",
+    "reopen": "再審査",
+    "cancel": "取消",
+    "claim": "配信開始",
+    "hold": "保留",
+    "complete": "配信完了",
+    "fail": "失敗",
+    "needs_attention": "要対応",
+    "resume": "再開",
+}
+EDITABLE = frozenset({S.DRAFT, S.REJECTED, S.PENDING_REVIEW, S.SCHEDULED})
+
+
+def transition(
+    broadcast: Broadcast,
+    action: str,
+    *,
+    actor: User | None,
+    comment: str = "",
+    data: dict[str, Any] | None = None,
+    fields: Iterable[str] = (),
+) -> None:
+    """Move a row (already locked by the caller) through the table and audit it."""
+    allowed_from, target = TRANSITIONS[action]
+    if broadcast.status not in allowed_from:
+        raise InvalidTransition(broadcast.status, ACTION_LABELS[action])
+    before = broadcast.status
+    broadcast.status = target
+    broadcast.save(update_fields=["status", "updated_at", *fields])
+    audit_record(
+        verb=action,
+        actor=actor,
+        broadcast=broadcast,
+        from_status=before,
+        to_status=target,
+        comment=comment,
+        data=data,
+    )
+
+
+def lock(broadcast_id: int) -> Broadcast:
+    return Broadcast.objects.select_for_update().get(pk=broadcast_id)
+
+
+def compute_hash(broadcast: Broadcast, category_codes: list[str] | None = None) -> str:
+    if category_codes is None:
+        category_codes = list(broadcast.categories.values_list("code", flat=True))
+    return content_hash(
+        messages=broadcast.messages,
+        audience=broadcast.audience,
+        category_codes=category_codes,
+        requested_at_iso=broadcast.requested_at.isoformat() if broadcast.requested_at else None,
+        priority=broadcast.priority,
+        notification_disabled=broadcast.notification_disabled,
+        kind=broadcast.kind,
+    )
+
+
+def _snapshot(broadcast: Broadcast, category_codes: list[str]) -> dict[str, Any]:
+    return {
+        "title": broadcast.title,
+        "messages": broadcast.messages,
+        "audience": broadcast.audience,
+        "categories": sorted(category_codes),
+        "requested_at": broadcast.requested_at.isoformat() if broadcast.requested_at else None,
+        "priority": broadcast.priority,
+        "emergency_reason": broadcast.emergency_reason,
+        "notification_disabled": broadcast.notification_disabled,
+        "kind": broadcast.kind,
+    }
+
+
+def _normalise(
+    *,
+    kind: str,
+    priority: str,
+    audience: str,
+    categories: list[Category],
+    messages: list[dict[str, Any]],
+    emergency_reason: str,
+) -> tuple[str, str, str]:
+    """Rules that hold whoever writes the row: drills reach staff only and are marked;
+    a live broadcast never carries the drill marker; the emergency category is an emergency."""
+    if kind == Broadcast.Kind.DRILL:
+        audience = Broadcast.Audience.STAFF_TEST
+        priority = Broadcast.Priority.EMERGENCY
+        emergency_reason = emergency_reason or "訓練"
+    elif any(DRILL_MARKER in text for text in message_texts(messages)):
+        raise BroadcastInvalid(
+            [
+                Problem(
+                    "messages",
+                    f"本番の配信に「{DRILL_MARKER}」は使えません。訓練は訓練モードで作成してください。",
+                )
+            ]
+        )
+    if any(c.is_emergency_default for c in categories) and priority == Broadcast.Priority.NORMAL:
+        priority = Broadcast.Priority.EMERGENCY
+    if priority == Broadcast.Priority.EMERGENCY and not emergency_reason.strip():
+        raise BroadcastInvalid([Problem("emergency_reason", "緊急配信の理由を入力してください。")])
+    return audience, priority, emergency_reason
+
+
+@transaction.atomic
+def broadcast_create(
+    *,
+    author: User,
+    title: str,
+    categories: list[Category],
+    messages: list[dict[str, Any]],
+    audience: str = Broadcast.Audience.ALL,
+    requested_at: dt.datetime | None = None,
+    priority: str = Broadcast.Priority.NORMAL,
+    emergency_reason: str = "",
+    notification_disabled: bool = False,
+    kind: str = Broadcast.Kind.LIVE,
+    parent: Broadcast | None = None,
+    division: Division | None = None,
+) -> Broadcast:
+    if not permissions.can_draft(author):
+        raise BroadcastPermissionDenied("配信を作成する権限がありません。")
+    audience, priority, emergency_reason = _normalise(
+        kind=kind,
+        priority=priority,
+        audience=audience,
+        categories=categories,
+        messages=messages,
+        emergency_reason=emergency_reason,
+    )
+    broadcast = Broadcast.objects.create(
+        title=title,
+        messages=messages,
+        audience=audience,
+        requested_at=requested_at,
+        priority=priority,
+        emergency_reason=emergency_reason,
+        notification_disabled=notification_disabled,
+        kind=kind,
+        parent=parent,
+        division=division or author.division,
+        author=author,
+    )
+    broadcast.categories.set(categories)
+    codes = [c.code for c in categories]
+    broadcast.content_hash = compute_hash(broadcast, codes)
+    broadcast.save(update_fields=["content_hash"])
+    audit_record(
+        verb="create",
+        actor=author,
+        broadcast=broadcast,
+        to_status=broadcast.status,
+        data={"after": _snapshot(broadcast, codes)},
+    )
+    return broadcast
+
+
+@transaction.atomic
+def broadcast_update(
+    *,
+    broadcast: Broadcast,
+    actor: User,
+    title: str,
+    categories: list[Category],
+    messages: list[dict[str, Any]],
+    audience: str,
+    requested_at: dt.datetime | None,
+    priority: str,
+    emergency_reason: str,
+    notification_disabled: bool,
+) -> Broadcast:
+    """Edit content. An edit after approval voids the approval and returns it to review."""
+    broadcast = lock(broadcast.pk)
+    if not permissions.can_edit(actor, broadcast):
+        raise BroadcastPermissionDenied("この配信を編集する権限がありません。")
+    if broadcast.status not in EDITABLE:
+        raise InvalidTransition(broadcast.status, "編集")
+    old_codes = list(broadcast.categories.values_list("code", flat=True))
+    before = _snapshot(broadcast, old_codes)
+    audience, priority, emergency_reason = _normalise(
+        kind=broadcast.kind,
+        priority=priority,
+        audience=audience,
+        categories=categories,
+        messages=messages,
+        emergency_reason=emergency_reason,
+    )
+    broadcast.title = title
+    broadcast.messages = messages
+    broadcast.audience = audience
+    broadcast.requested_at = requested_at
+    broadcast.priority = priority
+    broadcast.emergency_reason = emergency_reason
+    broadcast.notification_disabled = notification_disabled
+    codes = [c.code for c in categories]
+    new_hash = compute_hash(broadcast, codes)
+    changed_content = new_hash != broadcast.content_hash
+    broadcast.content_hash = new_hash
+    broadcast.save()
+    broadcast.categories.set(categories)
+    after = _snapshot(broadcast, codes)
+    changed = sorted(k for k in after if after[k] != before[k])
+    audit_record(
+        verb="edit",
+        actor=actor,
+        broadcast=broadcast,
+        from_status=broadcast.status,
+        to_status=broadcast.status,
+        data={"changed": changed, "before": before, "after": after},
+    )
+    if changed_content and (broadcast.approved_by_id or broadcast.status == S.SCHEDULED):
+        _void_approval(broadcast)
+        if broadcast.status == S.SCHEDULED:
+            transition(
+                broadcast,
+                "reopen",
+                actor=actor,
+                comment="承認後に内容が変更されたため、再度の承認が必要です。",
+                fields=_APPROVAL_FIELDS,
+            )
+        else:
+            broadcast.save(update_fields=list(_APPROVAL_FIELDS))
+    return broadcast
+
+
+_APPROVAL_FIELDS = ("approved_by", "approved_at", "approved_hash", "scheduled_for", "hold_reason")
+
+
+def _void_approval(broadcast: Broadcast) -> None:
+    broadcast.approved_by = None
+    broadcast.approved_at = None
+    broadcast.approved_hash = ""
+    broadcast.scheduled_for = None
+    broadcast.hold_reason = ""
+
+
+def validate_for_review(broadcast: Broadcast) -> None:
+    problems = check_messages(broadcast.messages)
+    if not broadcast.title.strip():
+        problems.insert(0, Problem("title", "件名を入力してください。"))
+    if not broadcast.categories.exists():
+        problems.append(Problem("categories", "カテゴリを1つ以上選んでください。"))
+    if problems:
+        raise BroadcastInvalid(problems)
+
+
+@transaction.atomic
+def broadcast_submit(*, broadcast: Broadcast, actor: User) -> Broadcast:
+    broadcast = lock(broadcast.pk)
+    if not permissions.can_submit(actor, broadcast):
+        raise BroadcastPermissionDenied("この配信を申請できるのは起案者本人です。")
+    validate_for_review(broadcast)
+    broadcast.submitted_at = timezone.now()
+    transition(broadcast, "submit", actor=actor, fields=["submitted_at"])
+    return broadcast
+
+
+@transaction.atomic
+def broadcast_withdraw(*, broadcast: Broadcast, actor: User) -> Broadcast:
+    broadcast = lock(broadcast.pk)
+    if broadcast.author_id != actor.pk:
+        raise BroadcastPermissionDenied("申請を取り下げられるのは起案者本人です。")
+    transition(broadcast, "withdraw", actor=actor)
+    return broadcast
+
+
+@transaction.atomic
+def broadcast_approve(
+    *,
+    broadcast: Broadcast,
+    actor: User,
+    comment: str = "",
+    seen_hash: str | None = None,
+    now: dt.datetime | None = None,
+) -> Broadcast:
+    """Approve the exact content ``seen_hash`` the reviewer looked at, and schedule it.
+
+    An emergency is enqueued at once on the ``emergency`` queue (after commit); the
+    dispatcher is the backstop."""
+    from .errors import StaleApproval
+
+    broadcast = lock(broadcast.pk)
+    if not permissions.can_approve(actor, broadcast):
+        if broadcast.author_id == actor.pk:
+            raise BroadcastPermissionDenied("自分が起案した配信は承認できません。")
+        if broadcast.is_emergency:
+            raise BroadcastPermissionDenied("緊急配信を承認できるのは承認者だけです。")
+        raise BroadcastPermissionDenied("この配信を承認する権限がありません。")
+    current = compute_hash(broadcast)
+    if seen_hash is not None and seen_hash != current:
+        raise StaleApproval()
+    validate_for_review(broadcast)
+    now = now or timezone.now()
+    broadcast.approved_by = actor
+    broadcast.approved_at = now
+    broadcast.approved_hash = current
+    broadcast.content_hash = current
+    effective = schedule_for(broadcast, now=now)
+    broadcast.scheduled_for = effective.at
+    broadcast.hold_reason = effective.reason if effective.held else ""
+    transition(
+        broadcast,
+        "approve",
+        actor=actor,
+        comment=comment,
+        data={
+            "approved_hash": current,
+            "scheduled_for": effective.at.isoformat(),
+            "reason": effective.reason,
+            "emergency": broadcast.is_emergency,
+        },
+        fields=[*_APPROVAL_FIELDS, "content_hash"],
+    )
+    if broadcast.is_emergency:
+        enqueue_emergency_send(broadcast.pk)
+    return broadcast
+
+
+@transaction.atomic
+def broadcast_reject(*, broadcast: Broadcast, actor: User, comment: str) -> Broadcast:
+    broadcast = lock(broadcast.pk)
+    if not comment.strip():
+        raise BroadcastInvalid([Problem("comment", "差し戻しの理由を入力してください。")])
+    if not permissions.can_review(actor) or broadcast.author_id == actor.pk:
+        raise BroadcastPermissionDenied("この配信を差し戻す権限がありません。")
+    transition(broadcast, "reject", actor=actor, comment=comment)
+    return broadcast
+
+
+@transaction.atomic
+def broadcast_cancel(*, broadcast: Broadcast, actor: User, comment: str = "") -> Broadcast:
+    broadcast = lock(broadcast.pk)
+    if not permissions.can_cancel(actor, broadcast):
+        raise BroadcastPermissionDenied("この配信を取り消す権限がありません。")
+    if broadcast.status == S.NEEDS_ATTENTION:
+        # Requests LINE never accepted are abandoned; accepted ones stay as they are.
+        broadcast.deliveries.filter(status="pending").update(
+            status="failed", last_error="配信が取り消されたため送信しませんでした。"
+        )
+    transition(broadcast, "cancel", actor=actor, comment=comment)
+    return broadcast

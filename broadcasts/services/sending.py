@@ -1,0 +1,597 @@
+"""Sending, effectively once (DESIGN.md §5).
+
+* The database is the schedule: the dispatcher claims due rows with
+  ``select_for_update(skip_locked=True)``; no long Celery ETAs anywhere.
+* Before the first LINE call every request is a committed ``Delivery`` row with its own UUID
+  retry key; every attempt reuses it, and LINE's 409 for a known key counts as accepted.
+* A sending worker holds a lease it renews as it goes. A worker that dies leaves the lease
+  to expire; the dispatcher then hands the send to another worker, which sends only the
+  deliveries not yet accepted (a chunk accepted but not recorded gets 409 → accepted).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .. import selectors
+from ..line.errors import (
+    LineError,
+    LinePermanentError,
+    LineQuotaExceededError,
+    LineRateLimitedError,
+    LineTemporaryError,
+)
+from ..line.gateway import LineGateway, SendResult, get_gateway
+from ..models import Broadcast, BroadcastEvent, Delivery
+from ..ratelimit import RateLimiter
+from ..schedule import format_jst
+from .audit import audit_record
+from .lifecycle import compute_hash, transition
+from .scheduling import MULTICAST_CHUNK, enqueue_send, estimated_duration
+
+logger = logging.getLogger(__name__)
+
+S = Broadcast.Status
+D = Delivery.Status
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+# LINE keeps a retry key for 24 hours; past 23 we no longer trust it to deduplicate.
+RETRY_KEY_MAX_AGE = dt.timedelta(hours=23)
+BROADCAST_API_PER_HOUR = 60
+INLINE_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 4.0)
+RETRY_LATER_SECONDS = 30
+
+
+def _lease_seconds() -> dt.timedelta:
+    return dt.timedelta(seconds=settings.SEND_LEASE_SECONDS)
+
+
+# --- the dispatcher -------------------------------------------------------------------
+@dataclass
+class DispatchResult:
+    claimed: list[int] = field(default_factory=list)
+    held: list[int] = field(default_factory=list)
+    resumed: list[int] = field(default_factory=list)
+
+
+def _emergency_approved(broadcast: Broadcast) -> bool:
+    """An emergency goes out only with a supervisor's approval, recorded in the audit log,
+    by someone other than the author, for exactly this content."""
+    if not broadcast.approved_by_id or broadcast.approved_by_id == broadcast.author_id:
+        return False
+    approval = (
+        BroadcastEvent.objects.filter(broadcast=broadcast, verb="approve")
+        .select_related("actor")
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    return (
+        approval is not None
+        and approval.actor is not None
+        and approval.actor_id != broadcast.author_id
+        and approval.actor.has_perm("broadcasts.approve_emergency_broadcast")
+        and approval.data.get("approved_hash") == broadcast.approved_hash
+    )
+
+
+def _broadcast_api_headroom(now: dt.datetime, *, emergency: bool) -> dt.datetime | None:
+    """None if a broadcast-API call may go now; else when the next slot frees up.
+    Ordinary sends leave the last N slots of the hour to emergencies."""
+    since = now - dt.timedelta(hours=1)
+    used = selectors.broadcast_api_calls_since(since)
+    limit = BROADCAST_API_PER_HOUR - (0 if emergency else settings.EMERGENCY_BROADCAST_RESERVE)
+    if used < limit:
+        return None
+    oldest = selectors.oldest_broadcast_api_call_since(since) or now
+    return oldest + dt.timedelta(hours=1, seconds=1)
+
+
+def _hold(broadcast: Broadcast, *, at: dt.datetime, reason: str, from_sending: bool) -> None:
+    changed = broadcast.scheduled_for != at or broadcast.hold_reason != reason
+    broadcast.scheduled_for = at
+    broadcast.hold_reason = reason
+    broadcast.lease_owner = ""
+    broadcast.lease_expires_at = None
+    fields = ["scheduled_for", "hold_reason", "lease_owner", "lease_expires_at"]
+    if from_sending:
+        transition(
+            broadcast,
+            "hold",
+            actor=None,
+            comment=reason,
+            data={"scheduled_for": at.isoformat()},
+            fields=fields,
+        )
+    elif changed:
+        broadcast.save(update_fields=[*fields, "updated_at"])
+        audit_record(
+            verb="held",
+            actor=None,
+            broadcast=broadcast,
+            from_status=broadcast.status,
+            to_status=broadcast.status,
+            comment=reason,
+            data={"scheduled_for": at.isoformat()},
+        )
+
+
+def _window_check(
+    broadcast: Broadcast, now: dt.datetime, calendar: Any
+) -> tuple[dt.datetime, str] | None:
+    """For an ordinary send: None if it may start now, else (when, why) to hold it."""
+    if broadcast.is_emergency:
+        return None
+    effective = calendar.effective_send_time(
+        requested=None,
+        now=now,
+        emergency=False,
+        estimated_duration=estimated_duration(broadcast, broadcast.recipient_count),
+    )
+    if effective.at > now:
+        return effective.at, effective.reason
+    if broadcast.audience == Broadcast.Audience.ALL:
+        free_at = _broadcast_api_headroom(now, emergency=False)
+        if free_at is not None:
+            return free_at, (
+                "1時間あたりの一斉配信の上限（緊急用の枠を除く）に達したため "
+                f"{format_jst(free_at)} に送信されます"
+            )
+    return None
+
+
+def broadcasts_dispatch_due(*, now: dt.datetime | None = None, limit: int = 100) -> DispatchResult:
+    """Claim due broadcasts and hand stalled sends to a new worker. Run by Celery beat."""
+    now = now or timezone.now()
+    calendar = selectors.calendar_load()
+    result = DispatchResult()
+    with transaction.atomic():
+        due = list(
+            Broadcast.objects.select_for_update(skip_locked=True)
+            .filter(status=S.SCHEDULED, scheduled_for__lte=now)
+            .order_by("priority", "scheduled_for", "id")[:limit]
+        )
+        for broadcast in due:
+            hold = _window_check(broadcast, now, calendar)
+            if hold is not None:
+                _hold(broadcast, at=hold[0], reason=hold[1], from_sending=False)
+                result.held.append(broadcast.pk)
+                continue
+            broadcast.sending_started_at = broadcast.sending_started_at or now
+            broadcast.lease_owner = ""
+            broadcast.lease_expires_at = now + _lease_seconds()
+            broadcast.hold_reason = ""
+            transition(
+                broadcast,
+                "claim",
+                actor=None,
+                fields=["sending_started_at", "lease_owner", "lease_expires_at", "hold_reason"],
+            )
+            enqueue_send(broadcast.pk, emergency=broadcast.is_emergency)
+            result.claimed.append(broadcast.pk)
+
+        stalled = list(
+            Broadcast.objects.select_for_update(skip_locked=True)
+            .filter(status=S.SENDING, lease_expires_at__lt=now)
+            .order_by("priority", "lease_expires_at")[:limit]
+        )
+        for broadcast in stalled:
+            previous = broadcast.lease_owner
+            broadcast.lease_owner = ""
+            broadcast.lease_expires_at = now + _lease_seconds()
+            broadcast.save(update_fields=["lease_owner", "lease_expires_at", "updated_at"])
+            if previous:
+                audit_record(
+                    verb="send_resumed",
+                    actor=None,
+                    broadcast=broadcast,
+                    from_status=S.SENDING,
+                    to_status=S.SENDING,
+                    data={"previous_worker": previous},
+                )
+            enqueue_send(broadcast.pk, emergency=broadcast.is_emergency)
+            result.resumed.append(broadcast.pk)
+    return result
+
+
+@transaction.atomic
+def broadcast_claim_now(*, broadcast_id: int, now: dt.datetime | None = None) -> bool:
+    """The emergency path: claim an approved, due broadcast at once (no dispatcher wait).
+    Returns whether this call claimed it (the dispatcher may have been first)."""
+    now = now or timezone.now()
+    broadcast = (
+        Broadcast.objects.select_for_update(skip_locked=True)
+        .filter(pk=broadcast_id, status=S.SCHEDULED, scheduled_for__lte=now)
+        .first()
+    )
+    if broadcast is None:
+        return False
+    broadcast.sending_started_at = now
+    broadcast.lease_owner = WORKER_ID
+    broadcast.lease_expires_at = now + _lease_seconds()
+    transition(
+        broadcast,
+        "claim",
+        actor=None,
+        fields=["sending_started_at", "lease_owner", "lease_expires_at"],
+    )
+    return True
+
+
+# --- the sender -----------------------------------------------------------------------
+def _create_deliveries(broadcast: Broadcast) -> None:
+    """All LINE requests of this send, committed before the first call."""
+    if broadcast.audience == Broadcast.Audience.ALL:
+        Delivery.objects.create(broadcast=broadcast, seq=1, kind=Delivery.Kind.BROADCAST)
+        broadcast.recipient_count = selectors.followers_active().count()
+        broadcast.deliveries_total = 1
+        return
+    category_ids = list(broadcast.categories.values_list("id", flat=True))
+    batch: list[Delivery] = []
+    seq = recipients = 0
+    for chunk in selectors.recipient_ids_stream(broadcast.audience, category_ids, MULTICAST_CHUNK):
+        seq += 1
+        recipients += len(chunk)
+        batch.append(
+            Delivery(
+                broadcast=broadcast,
+                seq=seq,
+                kind=Delivery.Kind.MULTICAST,
+                recipients=chunk,
+                recipient_count=len(chunk),
+            )
+        )
+        if len(batch) >= 20:
+            Delivery.objects.bulk_create(batch)
+            batch = []
+    if batch:
+        Delivery.objects.bulk_create(batch)
+    broadcast.recipient_count = recipients
+    broadcast.deliveries_total = seq
+
+
+def _stop(
+    broadcast: Broadcast, action: str, message: str, data: dict[str, Any] | None = None
+) -> None:
+    broadcast.last_error = message
+    broadcast.lease_owner = ""
+    broadcast.lease_expires_at = None
+    transition(
+        broadcast,
+        action,
+        actor=None,
+        comment=message,
+        data=data,
+        fields=["last_error", "lease_owner", "lease_expires_at"],
+    )
+
+
+@dataclass
+class SendOutcome:
+    status: str
+    detail: str = ""
+
+
+def _prepare(broadcast_id: int, now: dt.datetime) -> tuple[Broadcast | None, SendOutcome | None]:
+    """Take the lease, re-check approval and window, create deliveries. One transaction."""
+    with transaction.atomic():
+        broadcast = Broadcast.objects.select_for_update().get(pk=broadcast_id)
+        if broadcast.status != S.SENDING:
+            return None, SendOutcome("skipped", f"status {broadcast.status}")
+        if (
+            broadcast.lease_owner not in ("", WORKER_ID)
+            and broadcast.lease_expires_at is not None
+            and broadcast.lease_expires_at > now
+        ):
+            return None, SendOutcome("skipped", f"leased by {broadcast.lease_owner}")
+        if not broadcast.approved_by_id or broadcast.approved_hash != compute_hash(broadcast):
+            _stop(
+                broadcast,
+                "needs_attention",
+                "承認された内容と現在の内容が一致しないため送信を止めました。",
+            )
+            return None, SendOutcome("needs_attention", "approval mismatch")
+        if broadcast.is_emergency and not _emergency_approved(broadcast):
+            _stop(
+                broadcast,
+                "needs_attention",
+                "承認者による緊急配信の承認記録がないため送信を止めました。",
+            )
+            return None, SendOutcome("needs_attention", "no emergency approval")
+        started = broadcast.deliveries.filter(status=D.ACCEPTED).exists()
+        if not started:
+            hold = _window_check(broadcast, now, selectors.calendar_load())
+            if hold is not None:
+                _hold(broadcast, at=hold[0], reason=hold[1], from_sending=True)
+                return None, SendOutcome("held", hold[1])
+        if broadcast.deliveries_total == 0 and not broadcast.deliveries.exists():
+            _create_deliveries(broadcast)
+            if broadcast.deliveries_total == 0:
+                broadcast.save(update_fields=["recipient_count", "deliveries_total"])
+                _stop(broadcast, "needs_attention", "配信対象の友だちが0人のため送信できません。")
+                return None, SendOutcome("needs_attention", "no recipients")
+        broadcast.lease_owner = WORKER_ID
+        broadcast.lease_expires_at = now + _lease_seconds()
+        broadcast.save(
+            update_fields=[
+                "recipient_count",
+                "deliveries_total",
+                "lease_owner",
+                "lease_expires_at",
+                "updated_at",
+            ]
+        )
+        if not started:
+            audit_record(
+                verb="send_started",
+                actor=None,
+                broadcast=broadcast,
+                from_status=S.SENDING,
+                to_status=S.SENDING,
+                data={
+                    "deliveries": broadcast.deliveries_total,
+                    "recipients": broadcast.recipient_count,
+                    "worker": WORKER_ID,
+                },
+            )
+    return broadcast, None
+
+
+def _check_quota(broadcast: Broadcast, gateway: LineGateway) -> str | None:
+    """Before the first request: would this send exceed the month's message quota?"""
+    if broadcast.deliveries.filter(status=D.ACCEPTED).exists():
+        return None
+    try:
+        quota = gateway.quota()
+    except LineError as exc:
+        logger.warning("quota check failed for broadcast %s: %s", broadcast.pk, exc.describe())
+        return None
+    if quota.type == "limited" and quota.remaining is not None:
+        needed = broadcast.recipient_count or 0
+        if needed > quota.remaining:
+            return (
+                f"今月の配信可能数が足りません（残り {quota.remaining:,} 通、必要 {needed:,} 通）。"
+            )
+    return None
+
+
+def _call(gateway: LineGateway, broadcast: Broadcast, delivery: Delivery) -> SendResult:
+    if delivery.kind == Delivery.Kind.BROADCAST:
+        return gateway.broadcast(
+            messages=broadcast.messages,
+            retry_key=delivery.retry_key,
+            notification_disabled=broadcast.notification_disabled,
+        )
+    return gateway.multicast(
+        to=delivery.recipients,
+        messages=broadcast.messages,
+        retry_key=delivery.retry_key,
+        notification_disabled=broadcast.notification_disabled,
+    )
+
+
+def _record_accepted(broadcast: Broadcast, delivery: Delivery, result: SendResult) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        updated = Delivery.objects.filter(pk=delivery.pk, status=D.PENDING).update(
+            status=D.ACCEPTED,
+            request_id=result.request_id,
+            http_status=result.http_status,
+            accepted_at=now,
+            attempts=F("attempts") + 1,
+            last_attempt_at=now,
+            last_error="",
+        )
+        if updated:
+            Broadcast.objects.filter(pk=broadcast.pk).update(
+                deliveries_accepted=F("deliveries_accepted") + 1,
+                lease_expires_at=now + _lease_seconds(),
+            )
+
+
+def _record_attempt(delivery: Delivery, exc: LineError, status: str = D.PENDING) -> None:
+    now = timezone.now()
+    Delivery.objects.filter(pk=delivery.pk, status=D.PENDING).update(
+        status=status,
+        attempts=F("attempts") + 1,
+        last_attempt_at=now,
+        http_status=exc.status,
+        last_error=exc.describe()[:2000],
+    )
+
+
+@dataclass
+class _Round:
+    temporary: list[Delivery] = field(default_factory=list)
+    rate_limited: bool = False
+    stop: tuple[str, str] | None = None  # (action, message)
+
+
+def _send_round(
+    broadcast: Broadcast,
+    deliveries: list[Delivery],
+    gateway: LineGateway,
+    now_fn: Callable[[], dt.datetime],
+) -> _Round:
+    outcome = _Round()
+    limiter = RateLimiter("line-multicast", settings.MULTICAST_MAX_PER_SECOND)
+    concurrency = max(settings.MULTICAST_CONCURRENCY, 1)
+    queue = list(reversed(deliveries))
+    in_flight: dict[Future[SendResult], Delivery] = {}
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="line-send") as pool:
+        while queue or in_flight:
+            while queue and len(in_flight) < concurrency and outcome.stop is None:
+                delivery = queue.pop()
+                if now_fn() - delivery.key_created_at > RETRY_KEY_MAX_AGE:
+                    _record_attempt(
+                        delivery,
+                        LineError("再試行キーが23時間を超えたため自動では再送しません。"),
+                        D.NEEDS_ATTENTION,
+                    )
+                    outcome.stop = outcome.stop or (
+                        "needs_attention",
+                        "再試行キーの有効期限（24時間）が近いため、自動再送を止めました。LINE 側で受付済みか確認してください。",
+                    )
+                    continue
+                if delivery.kind == Delivery.Kind.MULTICAST:
+                    limiter.acquire()
+                in_flight[pool.submit(_call, gateway, broadcast, delivery)] = delivery
+            if not in_flight:
+                break
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                delivery = in_flight.pop(future)
+                try:
+                    _record_accepted(broadcast, delivery, future.result())
+                except LineQuotaExceededError as exc:
+                    _record_attempt(delivery, exc, D.NEEDS_ATTENTION)
+                    outcome.stop = (
+                        "needs_attention",
+                        f"LINE の今月の配信上限に達しました。{exc.describe()}",
+                    )
+                except LineRateLimitedError as exc:
+                    _record_attempt(delivery, exc)
+                    outcome.temporary.append(delivery)
+                    outcome.rate_limited = True
+                except LineTemporaryError as exc:
+                    _record_attempt(delivery, exc)
+                    outcome.temporary.append(delivery)
+                except LinePermanentError as exc:
+                    _record_attempt(delivery, exc, D.FAILED)
+                    action = "needs_attention" if exc.status in (401, 403) else "fail"
+                    outcome.stop = outcome.stop or (
+                        action,
+                        f"LINE が送信を拒否しました: {exc.describe()}",
+                    )
+            if outcome.stop is not None:
+                queue.clear()
+    return outcome
+
+
+def broadcast_send(
+    *,
+    broadcast_id: int,
+    gateway: LineGateway | None = None,
+    now_fn: Callable[[], dt.datetime] = timezone.now,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SendOutcome:
+    """Send every not-yet-accepted delivery of a claimed (SENDING) broadcast."""
+    broadcast, skipped = _prepare(broadcast_id, now_fn())
+    if broadcast is None:
+        return skipped or SendOutcome("skipped")
+    gateway = gateway or get_gateway()
+
+    quota_problem = _check_quota(broadcast, gateway)
+    if quota_problem:
+        with transaction.atomic():
+            _stop(
+                Broadcast.objects.select_for_update().get(pk=broadcast.pk),
+                "needs_attention",
+                quota_problem,
+            )
+        return SendOutcome("needs_attention", quota_problem)
+
+    stop: tuple[str, str] | None = None
+    last_error = ""
+    pending_ids = list(
+        broadcast.deliveries.filter(status=D.PENDING).order_by("seq").values_list("id", flat=True)
+    )
+    for attempt in range(len(INLINE_BACKOFF_SECONDS) + 1):
+        retry: list[int] = []
+        # Load recipients a window at a time: never all chunks in memory at once.
+        for start in range(0, len(pending_ids), 50):
+            window = list(
+                Delivery.objects.filter(
+                    pk__in=pending_ids[start : start + 50], status=D.PENDING
+                ).order_by("seq")
+            )
+            outcome = _send_round(broadcast, window, gateway, now_fn)
+            retry += [d.pk for d in outcome.temporary]
+            if outcome.temporary:
+                last_error = (
+                    Delivery.objects.filter(pk=outcome.temporary[-1].pk)
+                    .values_list("last_error", flat=True)
+                    .first()
+                    or ""
+                )
+            if outcome.stop is not None:
+                stop = outcome.stop
+                break
+        if stop is not None or not retry:
+            break
+        pending_ids = retry
+        if attempt < len(INLINE_BACKOFF_SECONDS):
+            sleep(INLINE_BACKOFF_SECONDS[attempt] * (4 if outcome.rate_limited else 1))
+    return _finish(broadcast.pk, stop, last_error)
+
+
+@transaction.atomic
+def _finish(broadcast_id: int, stop: tuple[str, str] | None, last_error: str) -> SendOutcome:
+    broadcast = Broadcast.objects.select_for_update().get(pk=broadcast_id)
+    if broadcast.status != S.SENDING:
+        return SendOutcome(broadcast.status)
+    counts = {row["status"]: row["n"] for row in _delivery_counts(broadcast)}
+    accepted = counts.get(D.ACCEPTED, 0)
+    summary = {
+        "accepted": accepted,
+        "total": broadcast.deliveries_total,
+        "request_ids": list(
+            broadcast.deliveries.filter(status=D.ACCEPTED)
+            .order_by("seq")
+            .values_list("request_id", flat=True)[:20]
+        ),
+    }
+    if stop is not None:
+        action, message = stop
+        _stop(
+            broadcast,
+            action,
+            f"{message}（{accepted}/{broadcast.deliveries_total} 件送信済み）",
+            summary,
+        )
+        return SendOutcome(action, message)
+    if accepted == broadcast.deliveries_total:
+        broadcast.sent_at = timezone.now()
+        broadcast.lease_owner = ""
+        broadcast.lease_expires_at = None
+        broadcast.last_error = ""
+        transition(
+            broadcast,
+            "complete",
+            actor=None,
+            data=summary,
+            fields=["sent_at", "lease_owner", "lease_expires_at", "last_error"],
+        )
+        return SendOutcome("sent")
+    # Temporary failures left: release the lease so the dispatcher retries soon.
+    broadcast.lease_owner = ""
+    broadcast.lease_expires_at = timezone.now() + dt.timedelta(seconds=RETRY_LATER_SECONDS)
+    broadcast.last_error = f"一時的なエラーのため再試行します: {last_error}"
+    broadcast.save(update_fields=["lease_owner", "lease_expires_at", "last_error", "updated_at"])
+    audit_record(
+        verb="send_retry_later",
+        actor=None,
+        broadcast=broadcast,
+        from_status=S.SENDING,
+        to_status=S.SENDING,
+        comment=broadcast.last_error,
+        data=summary,
+    )
+    return SendOutcome("retry_later", last_error)
+
+
+def _delivery_counts(broadcast: Broadcast) -> Any:
+    from django.db.models import Count
+
+    return broadcast.deliveries.values("status").annotate(n=Count("id")).order_by()

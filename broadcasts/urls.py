@@ -1,9 +1,10 @@
 from django.urls import path
 
-from .views import dashboard
+from .views import calendar, dashboard
 
 app_name = "broadcasts"
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
+    path("calendar/", calendar.calendar_view, name="calendar"),
 ]

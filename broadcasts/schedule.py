@@ -280,7 +280,10 @@ class Calendar:
     def _hold_reason(self, base: datetime, at: datetime) -> str:
         d = base.date()
         if not self.is_opening_day(d):
-            return f"{format_date(d)}は閉庁日のため {format_jst(at)} に送信されます"
+            why = self.closed_reason(d)
+            # Weekends need no explanation; holidays and admin closures do.
+            detail = "" if why in ("土曜日", "日曜日") else f"（{why}）"
+            return f"{format_date(d)}は閉庁日{detail}のため {format_jst(at)} に送信されます"
         start, end = self.window_bounds(d)
         if base >= end:
             return f"{format_hm(self.window_end)} 以降のため {format_jst(at)} に送信されます"

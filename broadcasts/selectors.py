@@ -6,14 +6,18 @@ import datetime as dt
 from collections.abc import Iterable, Iterator
 
 from django.db.models import Exists, OuterRef, QuerySet
+from django.utils import timezone
 
 from .models import Broadcast, CalendarOverride, Delivery, Follower
 from .schedule import Calendar
 
 
 def calendar_load() -> Calendar:
-    """The opening-day calendar with every admin override (a handful of rows)."""
-    overrides = {o.date: (o.is_open, o.reason) for o in CalendarOverride.objects.all()}
+    """The opening-day calendar with the admin overrides from yesterday on (JST)."""
+    since = timezone.localdate(timezone.now()) - dt.timedelta(days=1)
+    overrides = {
+        o.date: (o.is_open, o.reason) for o in CalendarOverride.objects.filter(date__gte=since)
+    }
     return Calendar.from_settings(overrides=overrides)
 
 

@@ -158,7 +158,7 @@ def test_an_override_closes_a_weekday():
     assert eff == Effective(
         at=jst(2026, 12, 2, 8, 30),
         held=True,
-        reason="12/1(火)は閉庁日のため 12/2(水) 8:30 に送信されます",
+        reason="12/1(火)は閉庁日（システム更新のため臨時閉庁）のため 12/2(水) 8:30 に送信されます",
     )
 
 

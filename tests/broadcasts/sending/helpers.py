@@ -1,0 +1,59 @@
+"""Build broadcasts the way staff do: through the services, with a real approval."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from broadcasts import services
+from broadcasts.models import Broadcast, Category, Follower, User
+
+JST = ZoneInfo("Asia/Tokyo")
+
+
+def jst(*args: int) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=JST)
+
+
+def approved_broadcast(
+    *,
+    author: User,
+    approver: User,
+    text: str = "子育て支援センターからのお知らせです。",
+    audience: str = Broadcast.Audience.SUBSCRIBERS,
+    categories: list[str] | None = None,
+    priority: str = Broadcast.Priority.NORMAL,
+    requested_at: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+    title: str = "お知らせ",
+) -> Broadcast:
+    cats = list(Category.objects.filter(code__in=categories or ["childcare_education"]))
+    broadcast = services.broadcast_create(
+        author=author,
+        title=title,
+        categories=cats,
+        messages=[{"type": "text", "text": text}],
+        audience=audience,
+        priority=priority,
+        emergency_reason="避難指示の発令" if priority == Broadcast.Priority.EMERGENCY else "",
+        requested_at=requested_at,
+    )
+    services.broadcast_submit(broadcast=broadcast, actor=author)
+    return services.broadcast_approve(broadcast=broadcast, actor=approver, now=now)
+
+
+def make_followers(
+    user_ids: list[str], categories: list[str] | None = None, staff: int = 0
+) -> list[Follower]:
+    cats = list(Category.objects.filter(code__in=categories or ["childcare_education"]))
+    followers = Follower.objects.bulk_create(
+        [
+            Follower(line_user_id=uid, is_staff_test_recipient=index < staff)
+            for index, uid in enumerate(user_ids)
+        ]
+    )
+    through = Follower.categories.through
+    through.objects.bulk_create(
+        [through(follower_id=f.pk, category_id=c.pk) for f in followers for c in cats]
+    )
+    return followers

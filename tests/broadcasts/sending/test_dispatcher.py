@@ -1,0 +1,136 @@
+"""The dispatcher: the database is the schedule; due rows are claimed once, held rows wait."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection
+
+from broadcasts import services
+from broadcasts.models import Broadcast, BroadcastEvent, CalendarOverride
+
+from .helpers import approved_broadcast, jst
+
+S = Broadcast.Status
+
+
+def test_approval_outside_window_is_held_to_next_opening(
+    drafter, reviewer, django_capture_on_commit_callbacks
+):
+    # Friday 2026-11-27 22:00 JST; Monday 11/30 is an opening day.
+    b = approved_broadcast(author=drafter, approver=reviewer, now=jst(2026, 11, 27, 22, 0))
+    assert b.status == S.SCHEDULED
+    assert b.scheduled_for == jst(2026, 11, 30, 8, 30)
+    assert "8:30" in b.hold_reason
+
+    # Saturday: nothing is claimed.
+    result = services.broadcasts_dispatch_due(now=jst(2026, 11, 28, 10, 0))
+    assert result.claimed == []
+    # Monday 08:29:59: still not.
+    assert services.broadcasts_dispatch_due(now=jst(2026, 11, 30, 8, 29, 59)).claimed == []
+    # Monday 08:30:00: claimed, and the send is enqueued only on commit.
+    with django_capture_on_commit_callbacks() as callbacks:
+        result = services.broadcasts_dispatch_due(now=jst(2026, 11, 30, 8, 30))
+    assert result.claimed == [b.pk]
+    assert len(callbacks) == 1
+    b.refresh_from_db()
+    assert b.status == S.SENDING
+
+
+def test_holiday_approval_waits_for_next_opening_day(drafter, reviewer):
+    # 2026-11-23 is 勤労感謝の日 (Monday).
+    b = approved_broadcast(author=drafter, approver=reviewer, now=jst(2026, 11, 23, 10, 0))
+    assert b.scheduled_for == jst(2026, 11, 24, 8, 30)
+    assert "11/23(月)は閉庁日" in b.hold_reason
+
+
+def test_calendar_change_after_approval_rehold(drafter, reviewer, admin_user):
+    b = approved_broadcast(author=drafter, approver=reviewer, now=jst(2026, 12, 1, 9, 0))
+    assert b.scheduled_for == jst(2026, 12, 1, 9, 0)
+    # An admin closes the day (e.g. a system outage) after approval.
+    services.calendar_override_save(
+        actor=admin_user, date=jst(2026, 12, 1, 0, 0).date(), is_open=False, reason="臨時閉庁"
+    )
+    result = services.broadcasts_dispatch_due(now=jst(2026, 12, 1, 9, 0, 5))
+    assert result.claimed == []
+    assert result.held == [b.pk]
+    b.refresh_from_db()
+    assert b.status == S.SCHEDULED
+    assert b.scheduled_for == jst(2026, 12, 2, 8, 30)
+    assert "臨時閉庁" in b.hold_reason
+    assert BroadcastEvent.objects.filter(broadcast=b, verb="held").count() == 1
+    # Dispatching again does not add audit noise.
+    services.broadcasts_dispatch_due(now=jst(2026, 12, 1, 9, 0, 10))
+    assert BroadcastEvent.objects.filter(broadcast=b, verb="held").count() == 1
+
+
+def test_saturday_opened_by_override_sends(drafter, reviewer, admin_user):
+    CalendarOverride.objects.create(
+        date=jst(2026, 11, 28, 0).date(), is_open=True, reason="選挙事務"
+    )
+    b = approved_broadcast(author=drafter, approver=reviewer, now=jst(2026, 11, 28, 9, 0))
+    assert b.scheduled_for == jst(2026, 11, 28, 9, 0)
+    assert services.broadcasts_dispatch_due(now=jst(2026, 11, 28, 9, 0, 1)).claimed == [b.pk]
+
+
+def test_emergency_goes_at_any_hour(drafter, supervisor, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        b = approved_broadcast(
+            author=drafter,
+            approver=supervisor,
+            priority=Broadcast.Priority.EMERGENCY,
+            categories=["disaster_crime"],
+            now=jst(2026, 11, 29, 23, 0),  # Sunday night
+        )
+    assert b.scheduled_for == jst(2026, 11, 29, 23, 0)
+    assert b.hold_reason == ""
+    # Enqueued at once on approval, on the emergency queue.
+    assert len(callbacks) == 1
+    assert services.broadcast_claim_now(broadcast_id=b.pk, now=jst(2026, 11, 29, 23, 0, 1))
+    b.refresh_from_db()
+    assert b.status == S.SENDING
+    # The dispatcher (backstop) does not claim it a second time.
+    assert services.broadcasts_dispatch_due(now=jst(2026, 11, 29, 23, 0, 2)).claimed == []
+
+
+def test_stalled_send_is_handed_to_another_worker(drafter, reviewer, settings):
+    settings.SEND_LEASE_SECONDS = 60
+    b = approved_broadcast(author=drafter, approver=reviewer, now=jst(2026, 12, 1, 9, 0))
+    services.broadcasts_dispatch_due(now=jst(2026, 12, 1, 9, 0))
+    # Lease still valid: nothing to resume.
+    assert services.broadcasts_dispatch_due(now=jst(2026, 12, 1, 9, 0, 30)).resumed == []
+    # Lease expired (the worker died): resumed once.
+    assert services.broadcasts_dispatch_due(now=jst(2026, 12, 1, 9, 1, 1)).resumed == [b.pk]
+    assert services.broadcasts_dispatch_due(now=jst(2026, 12, 1, 9, 1, 2)).resumed == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_dispatchers_racing_claim_each_broadcast_once(drafter, reviewer):
+    now = jst(2026, 12, 1, 10, 0)
+    ids = [
+        approved_broadcast(author=drafter, approver=reviewer, now=now, title=f"#{i}").pk
+        for i in range(200)
+    ]
+    claimed: list[list[int]] = []
+    barrier = threading.Barrier(2)
+
+    def run() -> None:
+        barrier.wait()
+        mine: list[int] = []
+        for _ in range(10):
+            mine += services.broadcasts_dispatch_due(now=now, limit=25).claimed
+        claimed.append(mine)
+        connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    everything = claimed[0] + claimed[1]
+    assert sorted(everything) == sorted(ids)  # every one claimed...
+    assert len(set(everything)) == len(everything)  # ...exactly once
+    if connection.vendor == "postgresql":
+        assert claimed[0] and claimed[1]  # both did work side by side (skip_locked)
+    assert Broadcast.objects.filter(status=S.SENDING).count() == 200

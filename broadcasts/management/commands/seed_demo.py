@@ -1,0 +1,121 @@
+"""Demo data for the embedded default: one user per role, followers matching the LINE
+sandbox's synthetic followers, and a few broadcasts in different states. Idempotent.
+
+Passwords are generated on first run, kept in var/demo-credentials.json and printed."""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from broadcasts import roles, services
+from broadcasts.line.sandbox.state import synthetic_user_id
+from broadcasts.models import Broadcast, Category, Division, Follower, User
+
+DEMO_USERS = (
+    ("drafter", roles.DRAFTER, "子ども政策課", "柏", "花子"),
+    ("reviewer", roles.REVIEWER, "広報広聴課", "手賀", "太郎"),
+    ("supervisor", roles.SUPERVISOR, "広報広聴課", "沼南", "一郎"),
+    ("admin", roles.ADMIN, "DX推進課", "豊四季", "管理"),
+)
+
+
+class Command(BaseCommand):
+    help = "デモ用の職員・友だち・配信を作成します（何度実行しても同じ結果）"
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--followers", type=int, default=200)
+        parser.add_argument("--staff", type=int, default=3)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.LINE_USES_SANDBOX:
+            raise CommandError("デモデータは LINE サンドボックス接続時のみ作成できます。")
+        credentials_file = settings.DATA_DIR / "demo-credentials.json"
+        settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+        credentials: dict[str, str] = {}
+        if credentials_file.exists():
+            credentials = json.loads(credentials_file.read_text(encoding="utf-8"))
+        with transaction.atomic():
+            users = self._users(credentials)
+            self._followers(options["followers"], options["staff"])
+            self._broadcasts(users)
+        credentials_file.write_text(json.dumps(credentials, indent=2), encoding="utf-8")
+        credentials_file.chmod(0o600)
+        self.stdout.write("\nデモ用ログイン（ユーザー名 / パスワード / 役割）:")
+        for username, role, *_ in DEMO_USERS:
+            self.stdout.write(f"  {username:<11} {credentials[username]}  {role}")
+        self.stdout.write("")
+
+    def _users(self, credentials: dict[str, str]) -> dict[str, User]:
+        users = {}
+        for username, role, division, last, first in DEMO_USERS:
+            div, _ = Division.objects.get_or_create(name=division)
+            user, created = User.objects.get_or_create(
+                username=username,
+                defaults={"last_name": last, "first_name": first, "division": div},
+            )
+            if created or username not in credentials:
+                credentials[username] = secrets.token_urlsafe(12)
+                user.set_password(credentials[username])
+            user.is_staff = role == roles.ADMIN
+            user.save()
+            user.groups.set([Group.objects.get(name=role)])
+            users[username] = user
+        return users
+
+    def _followers(self, count: int, staff: int) -> None:
+        rng = random.Random(20260401)  # noqa: S311 - demo data, not security
+        categories = list(Category.objects.all())
+        existing = set(Follower.objects.values_list("line_user_id", flat=True))
+        for index in range(count):
+            user_id = synthetic_user_id(index)
+            if user_id in existing:
+                continue
+            follower = Follower.objects.create(
+                line_user_id=user_id, is_staff_test_recipient=index < staff
+            )
+            follower.categories.set(rng.sample(categories, k=rng.randint(1, 4)))
+
+    def _broadcasts(self, users: dict[str, User]) -> None:
+        if Broadcast.objects.exists():
+            return
+        cat = {c.code: c for c in Category.objects.all()}
+        services.broadcast_create(
+            author=users["drafter"],
+            title="乳幼児健診の日程変更（下書き）",
+            categories=[cat["childcare_education"], cat["health_welfare"]],
+            messages=[{"type": "text", "text": "12月の乳幼児健診の日程が変更になりました。"}],
+            audience=Broadcast.Audience.SUBSCRIBERS,
+        )
+        pending = services.broadcast_create(
+            author=users["drafter"],
+            title="広報かしわ 12月1日号",
+            categories=[cat["koho_kashiwa"]],
+            messages=[
+                {"type": "text", "text": "広報かしわ12月1日号を発行しました。"},
+                {
+                    "type": "template",
+                    "altText": "広報かしわ 12月1日号",
+                    "template": {
+                        "type": "buttons",
+                        "title": "広報かしわ",
+                        "text": "12月1日号はホームページでも読めます。",
+                        "actions": [
+                            {
+                                "type": "uri",
+                                "label": "ホームページ",
+                                "uri": "https://www.city.kashiwa.lg.jp/",
+                            }
+                        ],
+                    },
+                },
+            ],
+        )
+        services.broadcast_submit(broadcast=pending, actor=users["drafter"])

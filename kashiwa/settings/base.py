@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.utils.translation import gettext_lazy as _
+from kombu import Queue
 
 from . import env
 
@@ -115,15 +116,23 @@ SECURE_REFERRER_POLICY = "same-origin"
 # --- Redis / Celery -------------------------------------------------------------------
 REDIS_URL = env.get("REDIS_URL")
 CELERY_BROKER_URL = env.broker_url(REDIS_URL, env.get("CELERY_BROKER_URL"), DATA_DIR / "broker")
-BROKER_DIR = DATA_DIR / "broker"
-if CELERY_BROKER_URL.startswith("filesystem://"):
-    # kombu's filesystem transport: a broker that needs no server (the embedded default).
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(BROKER_DIR / "queue"),
-        "data_folder_out": str(BROKER_DIR / "queue"),
-        "processed_folder": str(BROKER_DIR / "processed"),
+BROKER_DIR = Path(env.get("KASHIWA_BROKER_DIR", str(DATA_DIR / "broker")) or DATA_DIR / "broker")
+
+
+def filesystem_broker_options(folder: Path) -> dict[str, object]:
+    """kombu's filesystem transport: a broker that needs no server (the embedded default)."""
+    for sub in ("queue", "processed"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    return {
+        "data_folder_in": str(folder / "queue"),
+        "data_folder_out": str(folder / "queue"),
+        "processed_folder": str(folder / "processed"),
         "store_processed": False,
     }
+
+
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(BROKER_DIR)
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_ACKS_LATE = True
@@ -131,6 +140,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_QUEUES = (Queue("default"), Queue("emergency"))
 CELERY_TASK_ROUTES = {
     "broadcasts.tasks.send_emergency_broadcast": {"queue": "emergency"},
 }

@@ -1,6 +1,9 @@
 """Test settings: same as base, fast hashing; real services chosen by DATABASE_URL/REDIS_URL."""
 
+from pathlib import Path
+
 from .base import *  # noqa: F403
+from .base import CELERY_BROKER_URL, DATA_DIR, env, filesystem_broker_options
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -10,3 +13,8 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+
+# Tests never share a filesystem broker with a running dev stack.
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    TEST_BROKER_DIR = Path(env.get("KASHIWA_BROKER_DIR") or DATA_DIR / "test-broker")
+    CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(TEST_BROKER_DIR)

@@ -1,0 +1,95 @@
+"""Deliver webhook events to the app the way the LINE Platform does.
+
+LINE POSTs ``{"destination": <bot user ID>, "events": [...]}`` as JSON with
+``x-line-signature: base64(HMAC-SHA256(channel secret, raw body))``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from typing import Any
+
+from .state import SandboxState, WebhookResult
+
+
+def sign(channel_secret: str, body: bytes) -> str:
+    digest = hmac.new(channel_secret.encode("utf-8"), body, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def send_webhook(
+    state: SandboxState,
+    events: Iterable[dict[str, Any]],
+    *,
+    url: str | None = None,
+    timeout: float = 10.0,
+) -> WebhookResult:
+    """Post ``events`` (completed with LINE's fixed fields) to the webhook URL, signed."""
+    target = url or state.webhook_url
+    if not target:
+        raise ValueError("no webhook URL configured (line_sandbox --webhook-url ...)")
+    if not target.startswith(("http://", "https://")):
+        raise ValueError("webhook URL must be http(s)")
+    payload = {"destination": state.bot_user_id, "events": state.prepare_webhook_events(events)}
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    signature = sign(state.channel_secret, body)
+    request = urllib.request.Request(  # noqa: S310 - scheme checked above
+        target,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": "LineBotWebhook/2.0",
+            "x-line-signature": signature,
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            status, text = response.status, response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        status, text = exc.code, exc.read().decode("utf-8", "replace")
+    result = WebhookResult(
+        url=target, status=status, body=text, payload=payload, signature=signature
+    )
+    state.record_webhook(result)
+    return result
+
+
+def text_message_event(user_id: str, text: str) -> dict[str, Any]:
+    """A citizen sent ``text`` to the account."""
+    return {
+        "type": "message",
+        "source": {"type": "user", "userId": user_id},
+        "message": {
+            "type": "text",
+            "id": str(10**17 + secrets.randbelow(9 * 10**17)),
+            "text": text,
+        },
+    }
+
+
+def follow_event(user_id: str, *, unblocked: bool = False) -> dict[str, Any]:
+    return {
+        "type": "follow",
+        "source": {"type": "user", "userId": user_id},
+        "follow": {"isUnblocked": unblocked},
+    }
+
+
+def unfollow_event(user_id: str) -> dict[str, Any]:
+    return {"type": "unfollow", "source": {"type": "user", "userId": user_id}}
+
+
+def postback_event(user_id: str, data: str) -> dict[str, Any]:
+    return {
+        "type": "postback",
+        "source": {"type": "user", "userId": user_id},
+        "postback": {"data": data},
+    }

@@ -2,4 +2,5 @@
 
 pytest_plugins = [
     "tests.fixtures.users",
+    "tests.fixtures.sandbox",
 ]

@@ -1,0 +1,114 @@
+"""Template helpers for the staff UI: ``{% load kashiwa %}``.
+
+- ``{% url_if_exists "broadcasts:list" as u %}``: the URL, or "" when the name does not resolve
+  (yet), so navigation shows a page only once it exists.
+- ``{% nav_current u %}``: ``aria-current="page"`` when the request is on that page.
+- ``{{ dt|jst }}``: ``12/1(月) 8:30`` in Asia/Tokyo, whatever the active time zone.
+- ``{% status_badge broadcast %}`` (or a status value): a badge with the state's colour *and* word.
+- ``{{ user|role_names }}``: the user's staff roles (起案者, 広報担当, 承認者, 管理者) in that order.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from django import template
+from django.contrib.auth.models import AnonymousUser
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext, pgettext_lazy
+
+from broadcasts import roles
+from broadcasts.models import Broadcast, User
+
+register = template.Library()
+
+JST = ZoneInfo("Asia/Tokyo")
+WEEKDAYS = "月火水木金土日"  # Monday first, as date.weekday()
+
+# Role names are stored as Japanese group names; these let the English UI show them in English.
+ROLE_LABELS = {
+    roles.DRAFTER: pgettext_lazy("role", "起案者"),
+    roles.REVIEWER: pgettext_lazy("role", "広報担当"),
+    roles.SUPERVISOR: pgettext_lazy("role", "承認者"),
+    roles.ADMIN: pgettext_lazy("role", "管理者"),
+}
+
+
+@register.simple_tag
+def url_if_exists(viewname: str, *args: object, **kwargs: object) -> str:
+    """Reverse ``viewname``; return "" instead of raising when it does not exist."""
+    try:
+        return reverse(viewname, args=args or None, kwargs=kwargs or None)
+    except NoReverseMatch:
+        return ""
+
+
+@register.simple_tag(takes_context=True)
+def nav_current(context: template.Context, url: str, *, exact: bool = False) -> SafeString:
+    """``aria-current="page"`` for the nav link of the page being shown.
+
+    The site root matches only itself; other links also match their sub-pages unless ``exact``."""
+    request = context.get("request")
+    if not url or request is None:
+        return SafeString("")
+    path = request.path
+    matches = path == url if (exact or url == "/") else path.startswith(url)
+    return SafeString(' aria-current="page"') if matches else SafeString("")
+
+
+def format_jst(value: datetime | date) -> str:
+    if isinstance(value, datetime):
+        if timezone.is_naive(value):
+            value = timezone.make_aware(value, JST)
+        local = value.astimezone(JST)
+        return f"{local.month}/{local.day}({WEEKDAYS[local.weekday()]}) {local.hour}:{local:%M}"
+    return f"{value.month}/{value.day}({WEEKDAYS[value.weekday()]})"
+
+
+@register.filter
+def jst(value: datetime | date | None) -> str:
+    """``12/1(月) 8:30``: month/day, weekday in kanji, 24-hour time, Asia/Tokyo.
+
+    A ``date`` gives ``12/1(月)``; ``None`` or "" gives ""."""
+    if value in (None, ""):
+        return ""
+    return format_jst(value)
+
+
+def status_label(value: str) -> str:
+    try:
+        return str(Broadcast.Status(value).label)
+    except ValueError:
+        return value
+
+
+@register.simple_tag
+def status_badge(broadcast_or_status: Broadcast | str) -> SafeString:
+    """``<span class="badge kw-status-<value>">label</span>``; the word is always shown."""
+    value = getattr(broadcast_or_status, "status", broadcast_or_status)
+    value = str(value or "")
+    return format_html('<span class="badge kw-status-{}">{}</span>', value, status_label(value))
+
+
+@register.simple_tag
+def broadcast_statuses() -> list[str]:
+    """Every status value in lifecycle order, e.g. for a legend: ``{% broadcast_statuses as s %}``."""
+    return list(Broadcast.Status.values)
+
+
+def role_names(user: User | AnonymousUser | None) -> list[str]:
+    """The staff roles a user holds, in the order of DESIGN.md §2, translated for display."""
+    if user is None or not user.is_authenticated:
+        return []
+    held = {group.name for group in user.groups.all()}
+    names = [str(ROLE_LABELS[role]) for role in roles.ROLES if role in held]
+    if not names and user.is_superuser:
+        names.append(gettext("システム管理者"))
+    return names
+
+
+register.filter("role_names", role_names)

@@ -1,0 +1,19 @@
+/*
+ * 柏市役所 LINE 配信管理 — site behaviour. No inline scripts: everything lives here.
+ *
+ * - Forms or buttons with data-kw-confirm="…" ask for confirmation before submitting
+ *   (destructive and emergency actions).
+ */
+(function () {
+  "use strict";
+
+  document.addEventListener("submit", function (event) {
+    var submitter = event.submitter;
+    var message =
+      (submitter && submitter.getAttribute("data-kw-confirm")) ||
+      event.target.getAttribute("data-kw-confirm");
+    if (message && !window.confirm(message)) {
+      event.preventDefault();
+    }
+  });
+})();

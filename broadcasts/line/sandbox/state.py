@@ -866,6 +866,13 @@ class SandboxState:
             source = event.get("source") or {}
             user_id = source.get("userId") if isinstance(source, dict) else None
             kind = event.get("type")
+            if kind == "message" and isinstance(event.get("message"), dict):
+                message = event["message"] = dict(event["message"])
+                message.setdefault("id", str(10**17 + secrets.randbelow(9 * 10**17)))
+                if message.get("type") in ("text", "image", "video", "sticker"):
+                    message.setdefault("quoteToken", secrets.token_urlsafe(32))
+            elif kind == "follow":
+                event.setdefault("follow", {"isUnblocked": False})
             if user_id and kind in ("message", "follow", "postback", "join", "beacon"):
                 event.setdefault("replyToken", self.issue_reply_token(user_id))
             if user_id and kind == "follow":

@@ -10,7 +10,6 @@ import base64
 import hashlib
 import hmac
 import json
-import secrets
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
@@ -67,11 +66,7 @@ def text_message_event(user_id: str, text: str) -> dict[str, Any]:
     return {
         "type": "message",
         "source": {"type": "user", "userId": user_id},
-        "message": {
-            "type": "text",
-            "id": str(10**17 + secrets.randbelow(9 * 10**17)),
-            "text": text,
-        },
+        "message": {"type": "text", "text": text},  # id, quoteToken: filled when sent
     }
 
 

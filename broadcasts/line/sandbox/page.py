@@ -13,7 +13,8 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
-from .state import JST, Delivery, Follower, InboxItem, SandboxState
+from .records import JST, Delivery, Follower, InboxItem
+from .state import SandboxState
 
 TITLE = "LINE サンドボックス — 市民に届いた内容"
 WEEKDAYS = "月火水木金土日"

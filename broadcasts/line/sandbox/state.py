@@ -7,8 +7,6 @@ lists); nothing outside this module mutates the state directly.
 
 from __future__ import annotations
 
-import fnmatch
-import hashlib
 import itertools
 import json
 import secrets
@@ -16,240 +14,45 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from .records import (
+    BOT_USER_ID,
+    FAULT_MODES,
+    JST,
+    MONTHLY_LIMIT_BODY,
+    QUOTA_ENDPOINTS,
+    RATE_LIMIT_BODY,
+    RETRY_KEY_TTL,
+    SEND_ENDPOINTS,
+    Delivery,
+    Fault,
+    Follower,
+    InboxItem,
+    Quota,
+    RequestLogEntry,
+    WebhookResult,
+    endpoint_path,
+    synthetic_display_name,
+    synthetic_user_id,
+    utcnow,
+)
 from .validation import PUSH_TARGET_RE, LineError
 
-JST = ZoneInfo("Asia/Tokyo")
-RETRY_KEY_TTL = timedelta(hours=24)
-SEND_ENDPOINTS = ("broadcast", "multicast", "push", "narrowcast", "reply")
-SEND_PATH_PREFIX = "/v2/bot/message/"
-RETRY_KEY_ENDPOINTS = ("broadcast", "multicast", "push", "narrowcast")
-#: Endpoints whose messages count against the monthly quota (reply messages are free).
-QUOTA_ENDPOINTS = ("broadcast", "multicast", "push", "narrowcast")
-FAULT_MODES = ("fail", "accept_then_fail", "latency", "disconnect", "accept_then_disconnect")
-
-RATE_LIMIT_BODY = {"message": "Too many requests"}
-MONTHLY_LIMIT_BODY = {"message": "You have reached your monthly limit."}
-DEFAULT_FAULT_BODIES: dict[int, dict[str, str]] = {
-    400: {"message": "The request body has 1 error(s)"},
-    401: {
-        "message": "Authentication failed. Confirm that the access token in the authorization "
-        "header is valid."
-    },
-    403: {"message": "Access to this API is not available for your account"},
-    429: RATE_LIMIT_BODY,
-    500: {"message": "Internal server error"},
-    502: {"message": "Bad gateway"},
-    503: {"message": "Service unavailable"},
-    504: {"message": "Gateway timeout"},
-}
-
-_SURNAMES = ("柏", "佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林")
-_GIVEN = ("太郎", "花子", "一郎", "さくら", "健太", "陽菜", "翔", "美咲", "大輝", "結衣")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def synthetic_user_id(index: int) -> str:
-    """Deterministic LINE-shaped user ID: ``U`` + 32 hex digits."""
-    return "U" + hashlib.md5(f"kashiwa-{index}".encode(), usedforsecurity=False).hexdigest()
-
-
-def endpoint_path(endpoint: str) -> str:
-    """``"broadcast"`` or ``"/v2/bot/message/broadcast"`` → ``"/v2/bot/message/broadcast"``."""
-    return endpoint if endpoint.startswith("/") else SEND_PATH_PREFIX + endpoint
-
-
-def new_request_id() -> str:
-    return str(uuid.uuid4())
-
-
-def _ulid(now: datetime) -> str:
-    """A ULID (what LINE uses for ``webhookEventId``): 48-bit ms time + 80 random bits."""
-    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-    value = (int(now.timestamp() * 1000) << 80) | secrets.randbits(80)
-    return "".join(alphabet[(value >> (5 * i)) & 31] for i in reversed(range(26)))
-
-
-def _fraction(seed: str, low: float, high: float) -> float:
-    """A stable pseudo-random number in ``[low, high)`` derived from ``seed``."""
-    digest = hashlib.sha256(seed.encode()).digest()
-    return low + (high - low) * int.from_bytes(digest[:8], "big") / 2**64
-
-
-# --- records ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Follower:
-    user_id: str
-    display_name: str
-    staff: bool = False
-    blocked: bool = False
-    followed_at: datetime = field(default_factory=utcnow)
-    language: str = "ja"
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["followed_at"] = self.followed_at.isoformat()
-        return data
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """One accepted send request, as LINE would have recorded it."""
-
-    request_id: str
-    retry_key: str | None
-    #: the API path, e.g. ``"/v2/bot/message/multicast"`` (``kind`` is the short name)
-    endpoint: str
-    recipients: tuple[str, ...]
-    messages: tuple[dict[str, Any], ...]
-    notification_disabled: bool
-    accepted_at: datetime
-    sent_messages: tuple[dict[str, str], ...]
-    #: the status the client actually saw (500 for an "accept then fail" fault)
-    status: int = 200
-
-    @property
-    def kind(self) -> str:
-        """``"broadcast"``, ``"multicast"``, ``"push"``, ``"narrowcast"`` or ``"reply"``."""
-        return self.endpoint.rsplit("/", 1)[-1]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "request_id": self.request_id,
-            "retry_key": self.retry_key,
-            "endpoint": self.endpoint,
-            "recipients": list(self.recipients),
-            "messages": list(self.messages),
-            "notification_disabled": self.notification_disabled,
-            "accepted_at": self.accepted_at.isoformat(),
-            "sent_messages": list(self.sent_messages),
-            "status": self.status,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Delivery:
-        return cls(
-            request_id=data["request_id"],
-            retry_key=data.get("retry_key"),
-            endpoint=endpoint_path(data["endpoint"]),
-            recipients=tuple(data["recipients"]),
-            messages=tuple(data["messages"]),
-            notification_disabled=bool(data.get("notification_disabled", False)),
-            accepted_at=datetime.fromisoformat(data["accepted_at"]),
-            sent_messages=tuple(data.get("sent_messages", ())),
-            status=int(data.get("status", 200)),
-        )
-
-
-@dataclass(frozen=True)
-class InboxItem:
-    """One message as one follower received it."""
-
-    user_id: str
-    request_id: str
-    endpoint: str
-    message: dict[str, Any]
-    message_id: str
-    received_at: datetime
-    notification_disabled: bool
-
-    @property
-    def kind(self) -> str:
-        return self.endpoint.rsplit("/", 1)[-1]
-
-    @property
-    def type(self) -> str:
-        return str(self.message.get("type", ""))
-
-    @property
-    def text(self) -> str | None:
-        text = self.message.get("text")
-        return text if isinstance(text, str) else None
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["received_at"] = self.received_at.isoformat()
-        return data
-
-
-@dataclass(frozen=True)
-class Fault:
-    """Make the next ``count`` requests matching ``path`` (a glob) misbehave.
-
-    Modes: ``fail`` answers ``status`` with ``body`` and does nothing else; ``accept_then_fail``
-    processes the request (records the delivery, registers the retry key) but answers
-    ``status`` (default 500); ``latency`` only delays; ``disconnect`` closes the connection
-    without an answer; ``accept_then_disconnect`` accepts, then closes without an answer.
-    Every mode waits ``latency_ms`` first. ``count=None`` means every matching request.
-    """
-
-    id: int
-    path: str
-    status: int = 500
-    body: dict[str, Any] | None = None
-    mode: str = "fail"
-    count: int | None = 1
-    latency_ms: int = 0
-    method: str | None = None
-
-    def matches(self, method: str, path: str) -> bool:
-        if self.method and self.method.upper() != method.upper():
-            return False
-        return fnmatch.fnmatchcase(path, self.path)
-
-    def response_body(self) -> dict[str, Any]:
-        if self.body is not None:
-            return self.body
-        return DEFAULT_FAULT_BODIES.get(self.status, {"message": "Internal server error"})
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["body"] = self.response_body()
-        return data
-
-
-@dataclass(frozen=True)
-class RequestLogEntry:
-    time: datetime
-    method: str
-    path: str
-    status: int
-    request_id: str
-    retry_key: str | None = None
-    duration_ms: float = 0.0
-    note: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["time"] = self.time.isoformat()
-        return data
-
-
-@dataclass(frozen=True)
-class Quota:
-    type: str = "none"  # LINE's local-government plan: no monthly limit
-    value: int | None = None
-    #: messages already used this month before anything the sandbox delivered
-    consumption: int = 0
-
-
-@dataclass(frozen=True)
-class WebhookResult:
-    url: str
-    status: int
-    body: str
-    payload: dict[str, Any]
-    signature: str
+__all__ = [
+    "Delivery",
+    "Fault",
+    "Follower",
+    "InboxItem",
+    "Quota",
+    "RequestLogEntry",
+    "SandboxState",
+    "WebhookResult",
+    "synthetic_user_id",
+]
 
 
 # --- state -----------------------------------------------------------------------------------
@@ -272,9 +75,7 @@ class SandboxState:
         self.lock = threading.RLock()
         self.clock = clock
         self.channel_secret = channel_secret
-        self.bot_user_id = bot_user_id or (
-            "U" + hashlib.md5(b"kashiwa-bot", usedforsecurity=False).hexdigest()
-        )
+        self.bot_user_id = bot_user_id or BOT_USER_ID
         self.bot_basic_id = bot_basic_id
         self.bot_display_name = bot_display_name
         self.webhook_url = webhook_url
@@ -349,7 +150,7 @@ class SandboxState:
                 is_staff = staff or n < staff_count
                 follower = Follower(
                     user_id=synthetic_user_id(index),
-                    display_name=self._display_name(index, staff=is_staff),
+                    display_name=synthetic_display_name(index, staff=is_staff),
                     staff=is_staff,
                     blocked=blocked,
                     followed_at=now,
@@ -371,12 +172,6 @@ class SandboxState:
                 self._followers[user_id] = follower
                 added.append(follower)
         return added
-
-    @staticmethod
-    def _display_name(index: int, *, staff: bool) -> str:
-        if staff:
-            return f"職員テスト {index + 1:02d}"
-        return f"{_SURNAMES[index % 10]} {_GIVEN[(index // 10) % 10]} ({index + 1})"
 
     def set_blocked(self, user_id: str, blocked: bool = True) -> Follower:
         with self.lock:
@@ -741,108 +536,6 @@ class SandboxState:
         with self.lock:
             self._default_rich_menu = None
 
-    # --- insight ------------------------------------------------------------------------------
-
-    def _insight_ready(self, day: datetime) -> bool:
-        today = self.clock().astimezone(JST).date()
-        return (today - day.date()).days >= self.insight_delay_days
-
-    def _private(self, value: int) -> int | None:
-        return None if value < self.insight_privacy_threshold else value
-
-    def delivery_count(self, endpoint: str, date: str) -> dict[str, Any]:
-        """``NumberOfMessagesResponse`` for one endpoint and JST day ``YYYYMMDD``."""
-        day = datetime.strptime(date, "%Y%m%d").replace(tzinfo=JST)
-        if not self._insight_ready(day):
-            return {"status": "unready"}
-        with self.lock:
-            success = sum(
-                len(d.recipients)
-                for d in self._deliveries
-                if d.kind == endpoint and d.accepted_at.astimezone(JST).date() == day.date()
-            )
-        return {"status": "ready", "success": success}
-
-    def follower_statistics(self, date: str | None) -> dict[str, Any]:
-        """``GetNumberOfFollowersResponse`` (followers on or before the JST day)."""
-        day = (
-            datetime.strptime(date, "%Y%m%d").replace(tzinfo=JST)
-            if date
-            else self.clock().astimezone(JST) - timedelta(days=self.insight_delay_days)
-        )
-        if not self._insight_ready(day):
-            return {"status": "unready"}
-        end = (day + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-        with self.lock:
-            known = [f for f in self._followers.values() if f.followed_at < end]
-        blocks = sum(1 for f in known if f.blocked)
-        reach = int((len(known) - blocks) * 0.77)
-        return {
-            "status": "ready",
-            "followers": len(known),
-            "targetedReaches": reach,
-            "blocks": blocks,
-        }
-
-    def message_event(self, request_id: str) -> dict[str, Any]:
-        """``GetMessageEventResponse``: synthetic but stable numbers for a broadcast or
-        narrowcast; an empty overview for anything else (LINE keeps no such statistics)."""
-        delivery = self.delivery(request_id)
-        empty_overview = {
-            "requestId": request_id,
-            "timestamp": None,
-            "delivered": 0,
-            "uniqueImpression": None,
-            "uniqueClick": None,
-            "uniqueMediaPlayed": None,
-            "uniqueMediaPlayed100Percent": None,
-        }
-        if delivery is None or delivery.kind not in ("broadcast", "narrowcast"):
-            return {"overview": empty_overview, "messages": [], "clicks": []}
-        delivered = len(delivery.recipients)
-        opened = int(delivered * _fraction(request_id + ":open", 0.35, 0.75))
-        urls = [
-            (seq, uri)
-            for seq, message in enumerate(delivery.messages, start=1)
-            for uri in _message_uris(message)
-        ]
-        clicked = int(opened * _fraction(request_id + ":click", 0.1, 0.5)) if urls else 0
-        has_media = any(m.get("type") in ("video", "audio") for m in delivery.messages)
-        played = int(opened * _fraction(request_id + ":play", 0.2, 0.6)) if has_media else 0
-        messages = []
-        for seq, message in enumerate(delivery.messages, start=1):
-            impressions = int(opened * _fraction(f"{request_id}:{seq}", 0.8, 1.3))
-            media = message.get("type") in ("video", "audio")
-            row: dict[str, Any] = {"seq": seq, "impression": self._private(impressions)}
-            for key in ("mediaPlayed", "uniqueMediaPlayed"):
-                row[key] = self._private(played) if media else None
-                for pct in (25, 50, 75, 100):
-                    value = int(played * (1 - pct / 125)) if media else 0
-                    row[f"{key}{pct}Percent"] = self._private(value) if media else None
-            messages.append(row)
-        clicks = []
-        for seq, url in urls:
-            unique = int(clicked * _fraction(f"{request_id}:{url}", 0.5, 1.0))
-            clicks.append(
-                {
-                    "seq": seq,
-                    "url": url,
-                    "click": self._private(int(unique * 1.3)),
-                    "uniqueClick": self._private(unique),
-                    "uniqueClickOfRequest": self._private(unique),
-                }
-            )
-        overview = {
-            "requestId": request_id,
-            "timestamp": int(delivery.accepted_at.timestamp()),
-            "delivered": delivered,
-            "uniqueImpression": self._private(opened),
-            "uniqueClick": self._private(clicked) if urls else None,
-            "uniqueMediaPlayed": self._private(played) if has_media else None,
-            "uniqueMediaPlayed100Percent": self._private(int(played * 0.2)) if has_media else None,
-        }
-        return {"overview": overview, "messages": messages, "clicks": clicks}
-
     # --- webhook ------------------------------------------------------------------------------
 
     def issue_reply_token(self, user_id: str) -> str:
@@ -850,43 +543,6 @@ class SandboxState:
         with self.lock:
             self._reply_tokens[token] = (user_id, self.clock())
         return token
-
-    def prepare_webhook_events(self, events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Fill what LINE always sends (``timestamp``, ``mode``, ``webhookEventId``,
-        ``deliveryContext``, a ``replyToken`` for replyable events) and apply follow/unfollow
-        to the followers."""
-        prepared = []
-        now = self.clock()
-        for event in events:
-            event = dict(event)
-            event.setdefault("timestamp", int(now.timestamp() * 1000))
-            event.setdefault("mode", "active")
-            event.setdefault("webhookEventId", _ulid(now))
-            event.setdefault("deliveryContext", {"isRedelivery": False})
-            source = event.get("source") or {}
-            user_id = source.get("userId") if isinstance(source, dict) else None
-            kind = event.get("type")
-            if kind == "message" and isinstance(event.get("message"), dict):
-                message = event["message"] = dict(event["message"])
-                message.setdefault("id", str(10**17 + secrets.randbelow(9 * 10**17)))
-                if message.get("type") in ("text", "image", "video", "sticker"):
-                    message.setdefault("quoteToken", secrets.token_urlsafe(32))
-            elif kind == "follow":
-                event.setdefault("follow", {"isUnblocked": False})
-            if user_id and kind in ("message", "follow", "postback", "join", "beacon"):
-                event.setdefault("replyToken", self.issue_reply_token(user_id))
-            if user_id and kind == "follow":
-                with self.lock:
-                    if user_id in self._followers:
-                        self.set_blocked(user_id, False)
-                    else:
-                        self.add_followers(user_ids=[user_id])
-            elif user_id and kind == "unfollow":
-                with self.lock:
-                    if user_id in self._followers:
-                        self.set_blocked(user_id, True)
-            prepared.append(event)
-        return prepared
 
     def record_webhook(self, result: WebhookResult) -> None:
         with self.lock:
@@ -928,23 +584,3 @@ class SandboxState:
                 self._message_ids = itertools.count(
                     max(last_id + 1, int(self.clock().timestamp() * 1000) * 1000)
                 )
-
-
-def _message_uris(message: dict[str, Any]) -> list[str]:
-    """The URIs a citizen could open from a message (URI actions in templates/quick replies)."""
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "uri" and isinstance(node.get("uri"), str):
-                found.append(node["uri"])
-            if isinstance(node.get("linkUri"), str):
-                found.append(node["linkUri"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(message)
-    return list(dict.fromkeys(found))

@@ -10,12 +10,17 @@ import base64
 import hashlib
 import hmac
 import json
+import secrets
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
 from typing import Any
 
-from .state import SandboxState, WebhookResult
+from .records import WebhookResult, ulid
+from .state import SandboxState
+
+#: event types that carry a reply token
+REPLYABLE = ("message", "follow", "postback", "join", "beacon", "memberJoined")
 
 
 def sign(channel_secret: str, body: bytes) -> str:
@@ -36,7 +41,7 @@ def send_webhook(
         raise ValueError("no webhook URL configured (line_sandbox --webhook-url ...)")
     if not target.startswith(("http://", "https://")):
         raise ValueError("webhook URL must be http(s)")
-    payload = {"destination": state.bot_user_id, "events": state.prepare_webhook_events(events)}
+    payload = {"destination": state.bot_user_id, "events": prepare_events(state, events)}
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     signature = sign(state.channel_secret, body)
     request = urllib.request.Request(  # noqa: S310 - scheme checked above
@@ -59,6 +64,41 @@ def send_webhook(
     )
     state.record_webhook(result)
     return result
+
+
+def prepare_events(state: SandboxState, events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Fill what LINE always sends (``timestamp``, ``mode``, ``webhookEventId``,
+    ``deliveryContext``, message ``id``/``quoteToken``, a ``replyToken`` the sandbox will
+    accept once) and apply follow/unfollow events to the sandbox's followers."""
+    prepared = []
+    now = state.clock()
+    for original in events:
+        event = dict(original)
+        event.setdefault("timestamp", int(now.timestamp() * 1000))
+        event.setdefault("mode", "active")
+        event.setdefault("webhookEventId", ulid(now))
+        event.setdefault("deliveryContext", {"isRedelivery": False})
+        source = event.get("source")
+        user_id = source.get("userId") if isinstance(source, dict) else None
+        kind = event.get("type")
+        if kind == "message" and isinstance(event.get("message"), dict):
+            message = event["message"] = dict(event["message"])
+            message.setdefault("id", str(10**17 + secrets.randbelow(9 * 10**17)))
+            if message.get("type") in ("text", "image", "video", "sticker"):
+                message.setdefault("quoteToken", secrets.token_urlsafe(32))
+        elif kind == "follow":
+            event.setdefault("follow", {"isUnblocked": False})
+        if user_id and kind in REPLYABLE:
+            event.setdefault("replyToken", state.issue_reply_token(user_id))
+        if user_id and kind == "follow":
+            if state.follower(user_id):
+                state.set_blocked(user_id, False)
+            else:
+                state.add_followers(user_ids=[user_id])
+        elif user_id and kind == "unfollow" and state.follower(user_id):
+            state.set_blocked(user_id, True)
+        prepared.append(event)
+    return prepared
 
 
 def text_message_event(user_id: str, text: str) -> dict[str, Any]:

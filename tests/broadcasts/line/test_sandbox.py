@@ -735,3 +735,49 @@ def test_state_file_keeps_history_and_retry_keys(tmp_path):
         with ApiClient(config) as c, pytest.raises(ApiException) as exc:
             MessagingApi(c).broadcast(BroadcastRequest(messages=[text("a")]), x_line_retry_key=key)
     assert exc.value.status == 409
+
+
+def test_page_shows_images_stickers_and_templates_readably(line_sandbox, client):
+    messages = [
+        {
+            "type": "image",
+            "originalContentUrl": "https://www.city.kashiwa.lg.jp/map.png",
+            "previewImageUrl": "https://www.city.kashiwa.lg.jp/map-small.png",
+        },
+        {"type": "sticker", "packageId": "446", "stickerId": "1988"},
+        {
+            "type": "template",
+            "altText": "受信設定<b>",
+            "template": {
+                "type": "buttons",
+                "text": "受け取る情報を選んでください",
+                "actions": [
+                    {
+                        "type": "uri",
+                        "label": "市のサイト",
+                        "uri": "https://www.city.kashiwa.lg.jp/",
+                    },
+                    {"type": "postback", "label": "防災", "data": "category=disaster_crime"},
+                ],
+            },
+        },
+        {
+            "type": "flex",
+            "altText": "フレックス",
+            "contents": {
+                "type": "bubble",
+                "body": {"type": "box", "layout": "vertical", "contents": []},
+            },
+        },
+    ]
+    status, _, _ = raw(client, "POST", BROADCAST, {"messages": messages})
+    assert status == 200
+    user = line_sandbox.follower_ids()[0]
+    page = urllib3.PoolManager().request("GET", f"{line_sandbox.url}/follower/{user}").data.decode()
+    assert 'href="https://www.city.kashiwa.lg.jp/map.png"' in page
+    assert 'src="https://www.city.kashiwa.lg.jp/map-small.png"' in page
+    assert "スタンプ" in page and "1988" in page
+    assert "受信設定&lt;b&gt;" in page
+    assert 'href="https://www.city.kashiwa.lg.jp/"' in page
+    assert "category=disaster_crime" in page
+    assert "フレックス" in page

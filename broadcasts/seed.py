@@ -14,7 +14,7 @@ from .roles import CATEGORIES, GROUP_PERMISSIONS
 def seed_categories_and_groups(apps: Any) -> None:
     # Permissions are normally created after migrate; make sure they exist now.
     for app_config in apps.get_app_configs():
-        had_models = app_config.models_module
+        had_models = getattr(app_config, "models_module", None)
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = had_models

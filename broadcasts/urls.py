@@ -1,10 +1,24 @@
 from django.urls import path
 
-from .views import calendar, dashboard
+from .views import calendar, compose, dashboard, lists, review
 
 app_name = "broadcasts"
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
     path("calendar/", calendar.calendar_view, name="calendar"),
+    # compose and review (issue 4)
+    path("broadcasts/", lists.broadcast_list, name="list"),
+    path("broadcasts/new/", compose.broadcast_create_view, name="create"),
+    path("broadcasts/preview-time/", compose.preview_time, name="preview_time"),
+    path("broadcasts/templates/", compose.templates_view, name="templates"),
+    path("broadcasts/review/", lists.review_queue, name="review_queue"),
+    path("broadcasts/<int:pk>/", review.broadcast_detail, name="detail"),
+    path("broadcasts/<int:pk>/edit/", compose.broadcast_edit_view, name="edit"),
+    path("broadcasts/<int:pk>/submit/", review.submit, name="submit"),
+    path("broadcasts/<int:pk>/withdraw/", review.withdraw, name="withdraw"),
+    path("broadcasts/<int:pk>/approve/", review.approve, name="approve"),
+    path("broadcasts/<int:pk>/reject/", review.reject, name="reject"),
+    path("broadcasts/<int:pk>/cancel/", review.cancel, name="cancel"),
+    path("broadcasts/<int:pk>/test-send/", review.test_send, name="test_send"),
 ]

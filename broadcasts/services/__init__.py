@@ -16,6 +16,7 @@ from .lifecycle import (
     broadcast_withdraw,
     compute_hash,
 )
+from .message_templates import message_template_create_from_broadcast
 from .sending import (
     DispatchResult,
     SendOutcome,
@@ -23,6 +24,7 @@ from .sending import (
     broadcast_send,
     broadcasts_dispatch_due,
 )
+from .testsend import TestSendResult, broadcast_send_test
 
 __all__ = [
     "TRANSITIONS",
@@ -32,6 +34,7 @@ __all__ = [
     "InvalidTransition",
     "SendOutcome",
     "StaleApproval",
+    "TestSendResult",
     "audit_record",
     "broadcast_approve",
     "broadcast_cancel",
@@ -39,6 +42,7 @@ __all__ = [
     "broadcast_create",
     "broadcast_reject",
     "broadcast_send",
+    "broadcast_send_test",
     "broadcast_submit",
     "broadcast_update",
     "broadcast_withdraw",
@@ -46,4 +50,5 @@ __all__ = [
     "calendar_override_delete",
     "calendar_override_save",
     "compute_hash",
+    "message_template_create_from_broadcast",
 ]

@@ -1,0 +1,321 @@
+"""The compose screen: create and edit a broadcast, the effective-time preview, templates.
+
+Thin views: validate the form, call one service, turn its domain errors into form errors.
+On any error the whole screen is re-rendered from what was posted, so nothing typed is lost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods
+
+from .. import checks, permissions, selectors
+from ..forms import (
+    SUGGESTED_ACTION_LABELS,
+    TIMING_AT,
+    BroadcastForm,
+    JSTDateTimeField,
+    MessageTemplateForm,
+    apply_service_problems,
+    message_formset,
+)
+from ..models import Broadcast, Category, MessageTemplate
+from ..schedule import format_jst
+from ..services import (
+    BroadcastInvalid,
+    InvalidTransition,
+    broadcast_create,
+    broadcast_update,
+    message_template_create_from_broadcast,
+)
+from ..services.scheduling import estimated_duration
+
+# --- the effective send time, for the compose screen and its JSON endpoint --------------------
+
+
+def recipient_counts(category_ids: list[int]) -> dict[str, int]:
+    """How many followers each audience choice reaches (3 counts)."""
+    return {
+        Broadcast.Audience.ALL: selectors.recipient_count(Broadcast.Audience.ALL, []),
+        Broadcast.Audience.SUBSCRIBERS: selectors.recipient_count(
+            Broadcast.Audience.SUBSCRIBERS, category_ids
+        )
+        if category_ids
+        else 0,
+        Broadcast.Audience.STAFF_TEST: selectors.recipient_count(Broadcast.Audience.STAFF_TEST, []),
+    }
+
+
+def effective_preview(
+    *,
+    requested: dt.datetime | None,
+    priority: str,
+    audience: str,
+    category_ids: list[int],
+    now: dt.datetime | None = None,
+    counts: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """When the broadcast would go out if approved now, and why, as shown next to the time."""
+    now = now or timezone.now()
+    counts = counts if counts is not None else recipient_counts(category_ids)
+    emergency = priority == Broadcast.Priority.EMERGENCY or (
+        bool(category_ids)
+        and Category.objects.filter(pk__in=category_ids, is_emergency_default=True).exists()
+    )
+    probe = Broadcast(audience=audience, requested_at=requested, priority=priority)
+    duration = estimated_duration(probe, counts.get(audience, 0))
+    effective = selectors.calendar_load().effective_send_time(
+        requested=requested, now=now, emergency=emergency, estimated_duration=duration
+    )
+    past = requested is not None and requested < now
+    if past:
+        text = f"配信希望日時（{format_jst(requested)}）は過去の日時です。"
+    elif requested is None:
+        text = f"承認され次第送信します。今承認されると {format_jst(effective.at)}（{effective.reason}）。"
+    else:
+        text = f"{effective.reason}。"
+    return {
+        "at": effective.at.isoformat(),
+        "at_display": format_jst(effective.at),
+        "held": effective.held,
+        "reason": effective.reason,
+        "emergency": emergency,
+        "past": past,
+        "text": text,
+        "recipients": {str(k): v for k, v in counts.items()},
+    }
+
+
+def _int_list(values: list[str]) -> list[int]:
+    ids = []
+    for value in values:
+        try:
+            ids.append(int(value))
+        except (TypeError, ValueError):
+            continue
+    return ids
+
+
+@require_GET
+def preview_time(request: HttpRequest) -> JsonResponse:
+    """JSON for compose.js: requested time + priority (+ audience, categories) → effective
+    time, the reason in Japanese, and the recipient count of each audience."""
+    if not permissions.can_draft(request.user):
+        raise PermissionDenied
+    requested = None
+    if request.GET.get("timing", TIMING_AT) == TIMING_AT:
+        try:
+            requested = JSTDateTimeField(required=False).clean(request.GET.get("requested_at", ""))
+        except Exception:
+            return JsonResponse(
+                {
+                    "error": "日時の形式が正しくありません。",
+                    "text": "日時の形式が正しくありません。",
+                },
+                status=400,
+            )
+    priority = request.GET.get("priority", Broadcast.Priority.NORMAL)
+    if priority not in Broadcast.Priority.values:
+        priority = Broadcast.Priority.NORMAL
+    audience = request.GET.get("audience", Broadcast.Audience.ALL)
+    if audience not in Broadcast.Audience.values:
+        audience = Broadcast.Audience.ALL
+    return JsonResponse(
+        effective_preview(
+            requested=requested,
+            priority=priority,
+            audience=audience,
+            category_ids=_int_list(request.GET.getlist("categories")),
+        )
+    )
+
+
+# --- compose --------------------------------------------------------------------------------
+
+
+def _compose_context(
+    request: HttpRequest,
+    *,
+    form: BroadcastForm,
+    formset: Any,
+    broadcast: Broadcast | None,
+    source_template: MessageTemplate | None = None,
+) -> dict[str, Any]:
+    category_ids = form.selected_category_ids()
+    counts = recipient_counts(category_ids)
+    requested = None
+    timing = form["timing"].value()
+    if timing == TIMING_AT:
+        try:
+            requested = JSTDateTimeField(required=False).clean(form["requested_at"].value())
+        except Exception:
+            requested = None
+    effective = effective_preview(
+        requested=requested,
+        priority=str(form["priority"].value() or Broadcast.Priority.NORMAL),
+        audience=str(form["audience"].value() or Broadcast.Audience.ALL),
+        category_ids=category_ids,
+        counts=counts,
+    )
+    checklist = None
+    if broadcast is not None and not form.is_bound:
+        checklist = checks.broadcast_checks(broadcast)
+    audience_choices = [
+        {
+            "value": value,
+            "label": label,
+            "count": counts.get(value, 0),
+            "checked": str(form["audience"].value()) == value,
+            "id": f"id_audience_{index}",
+        }
+        for index, (value, label) in enumerate(Broadcast.Audience.choices)
+    ]
+    return {
+        "form": form,
+        "formset": formset,
+        "broadcast": broadcast,
+        "source_template": source_template,
+        "effective": effective,
+        "audience_choices": audience_choices,
+        "checklist": checklist,
+        "suggested_labels": SUGGESTED_ACTION_LABELS,
+        "categories": list(Category.objects.all()),
+        "selected_category_ids": {str(pk) for pk in category_ids},
+        "preview_messages": formset.preview_messages(),
+        "text_limit": 5000,
+    }
+
+
+def _render_compose(request: HttpRequest, status: int = 200, **kwargs: Any) -> HttpResponse:
+    return render(
+        request, "broadcasts/compose.html", _compose_context(request, **kwargs), status=status
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def broadcast_create_view(request: HttpRequest) -> HttpResponse:
+    if not permissions.can_draft(request.user):
+        raise PermissionDenied
+    source = None
+    if request.method == "POST":
+        form = BroadcastForm(request.POST)
+        formset = message_formset(request.POST)
+        form_ok, formset_ok = form.is_valid(), formset.is_valid()
+        if form_ok and formset_ok:
+            try:
+                broadcast = broadcast_create(author=request.user, **form.service_kwargs(formset))
+            except BroadcastInvalid as exc:
+                apply_service_problems(form, formset, exc.problems)
+            else:
+                messages.success(request, f"「{broadcast.title}」を下書きとして保存しました。")
+                return redirect("broadcasts:detail", pk=broadcast.pk)
+        return _render_compose(request, form=form, formset=formset, broadcast=None, status=400)
+
+    initial_messages = None
+    initial: dict[str, Any] = {}
+    template_id = request.GET.get("template")
+    if template_id:
+        source = get_object_or_404(
+            MessageTemplate.objects.prefetch_related("categories"), pk=template_id
+        )
+        initial_messages = source.messages
+        initial["categories"] = list(source.categories.all())
+    form = BroadcastForm(initial=initial)
+    formset = message_formset(messages=initial_messages)
+    return _render_compose(
+        request, form=form, formset=formset, broadcast=None, source_template=source
+    )
+
+
+def _broadcast_or_404(request: HttpRequest, pk: int) -> Broadcast:
+    broadcast = get_object_or_404(
+        Broadcast.objects.select_related("author", "division").prefetch_related("categories"),
+        pk=pk,
+    )
+    if not can_view(request.user, broadcast):
+        raise Http404
+    return broadcast
+
+
+def can_view(user: Any, broadcast: Broadcast) -> bool:
+    """Authors and reviewers see drafts; everyone with view permission sees the rest."""
+    if broadcast.author_id == user.pk or permissions.can_review(user):
+        return True
+    return user.has_perm("broadcasts.view_broadcast") and broadcast.status != (
+        Broadcast.Status.DRAFT
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def broadcast_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
+    broadcast = _broadcast_or_404(request, pk)
+    if not permissions.can_edit(request.user, broadcast):
+        raise PermissionDenied("この配信を編集する権限がありません。")
+    if request.method == "POST":
+        form = BroadcastForm(request.POST)
+        formset = message_formset(request.POST)
+        form_ok, formset_ok = form.is_valid(), formset.is_valid()
+        if form_ok and formset_ok:
+            was_scheduled = broadcast.status == Broadcast.Status.SCHEDULED
+            try:
+                broadcast = broadcast_update(
+                    broadcast=broadcast, actor=request.user, **form.service_kwargs(formset)
+                )
+            except BroadcastInvalid as exc:
+                apply_service_problems(form, formset, exc.problems)
+            except InvalidTransition as exc:
+                form.add_error(None, str(exc))
+            else:
+                if was_scheduled and broadcast.status == Broadcast.Status.PENDING_REVIEW:
+                    messages.warning(
+                        request,
+                        "承認後に内容を変更したため、もう一度承認が必要です（承認待ちに戻りました）。",
+                    )
+                else:
+                    messages.success(request, f"「{broadcast.title}」を保存しました。")
+                return redirect("broadcasts:detail", pk=broadcast.pk)
+        return _render_compose(request, form=form, formset=formset, broadcast=broadcast, status=400)
+    form = BroadcastForm(initial=BroadcastForm.initial_for(broadcast))
+    formset = message_formset(messages=broadcast.messages)
+    return _render_compose(request, form=form, formset=formset, broadcast=broadcast)
+
+
+# --- templates (雛形) -------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def templates_view(request: HttpRequest) -> HttpResponse:
+    """GET: the templates, each with 「この雛形で作成」. POST (``broadcast`` + ``name``): save a
+    broadcast's messages and categories as a new template."""
+    if not permissions.can_draft(request.user):
+        raise PermissionDenied
+    if request.method == "POST":
+        ids = _int_list([request.POST.get("broadcast", "")])
+        if not ids:
+            raise Http404
+        broadcast = _broadcast_or_404(request, ids[0])
+        form = MessageTemplateForm(request.POST)
+        if form.is_valid():
+            try:
+                template = message_template_create_from_broadcast(
+                    broadcast=broadcast, actor=request.user, name=form.cleaned_data["name"]
+                )
+            except BroadcastInvalid as exc:
+                messages.error(
+                    request, "雛形を保存できません: " + "／".join(p.message for p in exc.problems)
+                )
+            else:
+                messages.success(request, f"雛形「{template.name}」を保存しました。")
+                return redirect("broadcasts:templates")
+        else:
+            messages.error(request, "雛形の名前を入力してください。")
+        return redirect("broadcasts:detail", pk=broadcast.pk)
+    templates = MessageTemplate.objects.select_related("created_by").prefetch_related("categories")
+    return render(request, "broadcasts/templates.html", {"templates": templates})

@@ -1,0 +1,164 @@
+"""Broadcast lists: my drafts, awaiting my review, scheduled, held, sent, failed — filterable,
+searchable and paginated, at a constant number of queries whatever the number of rows."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Q, QuerySet
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from .. import permissions, selectors
+from ..forms import BroadcastFilterForm
+from ..models import Broadcast, User
+from ..schedule import JST, format_jst
+
+S = Broadcast.Status
+PAGE_SIZE = 25
+
+
+@dataclass(frozen=True)
+class Tab:
+    key: str
+    label: str
+    filter: Callable[[QuerySet[Broadcast], User], QuerySet[Broadcast]]
+
+
+TABS = [
+    Tab("all", "すべて", lambda qs, u: qs),
+    Tab(
+        "mine",
+        "自分の下書き",
+        lambda qs, u: qs.filter(author=u, status__in=[S.DRAFT, S.REJECTED, S.PENDING_REVIEW]),
+    ),
+    Tab(
+        "review",
+        "承認待ち",
+        lambda qs, u: qs.filter(status=S.PENDING_REVIEW).exclude(author=u),
+    ),
+    Tab("scheduled", "配信予定", lambda qs, u: qs.filter(status=S.SCHEDULED, hold_reason="")),
+    Tab("held", "保留中", lambda qs, u: qs.filter(status=S.SCHEDULED).exclude(hold_reason="")),
+    Tab("sent", "配信済み", lambda qs, u: qs.filter(status__in=[S.SENDING, S.SENT])),
+    Tab(
+        "failed",
+        "失敗・要対応",
+        lambda qs, u: qs.filter(status__in=[S.FAILED, S.NEEDS_ATTENTION]),
+    ),
+]
+TABS_BY_KEY = {t.key: t for t in TABS}
+
+
+# --- reads ---------------------------------------------------------------------------------
+
+
+def broadcasts_visible_to(user: User) -> QuerySet[Broadcast]:
+    """Everything but other people's drafts, unless the user reviews."""
+    qs = Broadcast.objects.all()
+    if not permissions.can_review(user):
+        qs = qs.filter(~Q(status=S.DRAFT) | Q(author=user))
+    return qs
+
+
+def broadcasts_for_list(user: User, *, tab: str, filters: dict[str, Any]) -> QuerySet[Broadcast]:
+    """One query for the rows (+1 for their categories), whatever the page size."""
+    qs = TABS_BY_KEY.get(tab, TABS[0]).filter(broadcasts_visible_to(user), user)
+    qs = qs.annotate(when=Coalesce("sent_at", "scheduled_for", "requested_at", "created_at"))
+    if filters.get("q"):
+        q = filters["q"].strip()
+        # SQLite stores JSON with \\uXXXX escapes: look for both spellings.
+        escaped = json.dumps(q)[1:-1]
+        qs = qs.filter(
+            Q(title__icontains=q) | Q(messages__icontains=q) | Q(messages__icontains=escaped)
+        )
+    if filters.get("category"):
+        qs = qs.filter(categories=filters["category"])
+    if filters.get("division"):
+        qs = qs.filter(division=filters["division"])
+    if filters.get("author"):
+        qs = qs.filter(author=filters["author"])
+    if filters.get("status"):
+        qs = qs.filter(status=filters["status"])
+    if filters.get("date_from"):
+        qs = qs.filter(when__gte=datetime.combine(filters["date_from"], time(0), tzinfo=JST))
+    if filters.get("date_to"):
+        end = datetime.combine(filters["date_to"] + timedelta(days=1), time(0), tzinfo=JST)
+        qs = qs.filter(when__lt=end)
+    return (
+        qs.distinct()
+        .select_related("author", "division", "approved_by")
+        .prefetch_related("categories")
+        .order_by("-when", "-id")
+    )
+
+
+def row_send_time(broadcast: Broadcast, calendar: Any, now: datetime) -> tuple[str, str]:
+    """(time in JST, note) for a list row: when it went or will go out, and why."""
+    if broadcast.sent_at:
+        return format_jst(broadcast.sent_at), "配信済み"
+    if broadcast.scheduled_for:
+        return format_jst(broadcast.scheduled_for), broadcast.hold_reason
+    if broadcast.status in {S.CANCELLED, S.FAILED}:
+        return "—", ""
+    effective = calendar.effective_send_time(
+        requested=broadcast.requested_at, now=now, emergency=broadcast.is_emergency
+    )
+    note = "承認され次第" if broadcast.requested_at is None else ""
+    if effective.held:
+        note = (note + "・" if note else "") + effective.reason
+    return format_jst(effective.at) + "（見込み）", note
+
+
+def _render_list(request: HttpRequest, *, tab: str, template: str, title: str) -> HttpResponse:
+    form = BroadcastFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    qs = broadcasts_for_list(request.user, tab=tab, filters=filters)
+    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    calendar = selectors.calendar_load()
+    now = timezone.now()
+    rows = []
+    for broadcast in page.object_list:
+        when, note = row_send_time(broadcast, calendar, now)
+        rows.append({"broadcast": broadcast, "when": when, "note": note})
+    params = request.GET.copy()
+    params.pop("page", None)
+    return render(
+        request,
+        template,
+        {
+            "title": title,
+            "tabs": TABS,
+            "tab": tab,
+            "form": form,
+            "page": page,
+            "rows": rows,
+            "querystring": params.urlencode(),
+        },
+    )
+
+
+@require_GET
+def broadcast_list(request: HttpRequest) -> HttpResponse:
+    if not request.user.has_perm("broadcasts.view_broadcast"):
+        raise PermissionDenied
+    tab = request.GET.get("tab", "all")
+    if tab not in TABS_BY_KEY:
+        tab = "all"
+    return _render_list(request, tab=tab, template="broadcasts/list.html", title="配信一覧")
+
+
+@require_GET
+def review_queue(request: HttpRequest) -> HttpResponse:
+    """The 広報担当's queue: broadcasts awaiting review, not their own."""
+    if not permissions.can_review(request.user):
+        raise PermissionDenied
+    return _render_list(request, tab="review", template="broadcasts/list.html", title="承認待ち")

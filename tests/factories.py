@@ -54,10 +54,11 @@ def card_message(
     actions = actions or [("ホームページ", "https://www.city.kashiwa.lg.jp/kosodate/index.html")]
     template: dict = {
         "type": "buttons",
-        "title": title,
         "text": text,
         "actions": [{"type": "uri", "label": label, "uri": uri} for label, uri in actions],
     }
+    if title:
+        template["title"] = title
     if thumbnail:
         template["thumbnailImageUrl"] = thumbnail
     return {"type": "template", "altText": title or text, "template": template}

@@ -36,6 +36,7 @@ def manage(
             "CELERY_BROKER_URL",
             "LINE_CHANNEL_ACCESS_TOKEN",
             "DJANGO_SETTINGS_MODULE",
+            "DJANGO_ALLOW_ASYNC_UNSAFE",
         }
     }
     return subprocess.run(

@@ -359,3 +359,153 @@ class AllowedDomain(models.Model):
 
     def __str__(self) -> str:
         return self.domain
+
+
+# --- the citizen side (issue 7) -------------------------------------------------------------
+
+
+class WebhookEvent(models.Model):
+    """One event LINE posted to the webhook, stored before it is processed.
+
+    ``webhook_event_id`` is unique: a redelivered event is stored (and processed) once.
+    Policy 10: the payload keeps only what processing needs; message text and the reply token
+    are blanked as soon as the event has been processed."""
+
+    webhook_event_id = models.CharField(_("Webhook イベントID"), max_length=64, unique=True)
+    event_type = models.CharField(_("種類"), max_length=40)
+    line_user_id = models.CharField(_("LINE ユーザーID"), max_length=64, blank=True)
+    payload = models.JSONField(_("内容"), default=dict, blank=True)
+    is_redelivery = models.BooleanField(_("再送"), default=False)
+    received_at = models.DateTimeField(_("受信日時"), default=timezone.now, db_index=True)
+    processing_started_at = models.DateTimeField(_("処理開始日時"), null=True, blank=True)
+    processed_at = models.DateTimeField(_("処理日時"), null=True, blank=True)
+    error = models.TextField(_("エラー"), blank=True)
+
+    class Meta:
+        verbose_name = _("Webhook イベント")
+        verbose_name_plural = _("Webhook イベント")
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["processed_at", "received_at"], name="webhook_pending_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.webhook_event_id}"
+
+
+class AutoReplyRule(models.Model):
+    """An automatic response to a keyword (policy 5(2)): the only answers citizens get."""
+
+    class MatchType(models.TextChoices):
+        EXACT = "exact", _("完全一致")
+        CONTAINS = "contains", _("部分一致")
+
+    name = models.CharField(_("ルール名"), max_length=100)
+    match_type = models.CharField(
+        _("一致の方法"), max_length=10, choices=MatchType.choices, default=MatchType.CONTAINS
+    )
+    keywords = models.TextField(
+        _("キーワード"),
+        help_text=_("1行に1つ。全角・半角、大文字・小文字の違いは区別しません。"),
+    )
+    priority = models.PositiveSmallIntegerField(
+        _("優先順位"), default=100, help_text=_("小さい数字のルールから順に照合します。")
+    )
+    active_from = models.DateTimeField(_("有効期間（開始）"), null=True, blank=True)
+    active_until = models.DateTimeField(_("有効期間（終了）"), null=True, blank=True)
+    messages = models.JSONField(
+        _("応答メッセージ"), default=list, help_text=_("LINE のメッセージオブジェクト（1〜5件）")
+    )
+    is_active = models.BooleanField(_("有効"), default=True)
+    updated_at = models.DateTimeField(_("更新日時"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("自動応答ルール")
+        verbose_name_plural = _("自動応答ルール")
+        ordering = ["priority", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def keyword_list(self) -> list[str]:
+        return [k.strip() for k in self.keywords.splitlines() if k.strip()]
+
+
+class StandardReply(models.Model):
+    """The greeting on follow and the default reply when no rule matches (admin-edited)."""
+
+    class Kind(models.TextChoices):
+        GREETING = "greeting", _("友だち追加時のあいさつ")
+        DEFAULT = "default", _("該当するルールがないときの応答")
+
+    kind = models.CharField(_("種類"), max_length=20, choices=Kind.choices, unique=True)
+    messages = models.JSONField(_("メッセージ"), default=list)
+    updated_at = models.DateTimeField(_("更新日時"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("あいさつ・既定の応答")
+        verbose_name_plural = _("あいさつ・既定の応答")
+        ordering = ["kind"]
+
+    def __str__(self) -> str:
+        return self.get_kind_display()
+
+
+class RichMenu(models.Model):
+    """A rich menu definition (policy 4(2)): image, tap areas and where each area leads."""
+
+    class Kind(models.TextChoices):
+        DEFAULT = "default", _("通常時")
+        DISASTER = "disaster", _("災害時")
+
+    class Size(models.TextChoices):
+        LARGE = "2500x1686", _("大（2500×1686）")
+        COMPACT = "2500x843", _("小（2500×843）")
+
+    name = models.CharField(_("名前"), max_length=300)
+    kind = models.CharField(_("用途"), max_length=20, choices=Kind.choices, default=Kind.DEFAULT)
+    size = models.CharField(_("サイズ"), max_length=10, choices=Size.choices, default=Size.COMPACT)
+    chat_bar_text = models.CharField(_("メニューバーの文言"), max_length=14, default="メニュー")
+    areas = models.JSONField(
+        _("タップ領域"),
+        default=list,
+        help_text=_('[{"bounds": {"x","y","width","height"}, "action": {...}}, ...]'),
+    )
+    image = models.BinaryField(_("画像"), blank=True, default=b"", editable=False)
+    image_content_type = models.CharField(_("画像の形式"), max_length=20, blank=True)
+    line_rich_menu_id = models.CharField(_("LINE リッチメニューID"), max_length=100, blank=True)
+    published_at = models.DateTimeField(_("公開日時"), null=True, blank=True)
+    is_line_default = models.BooleanField(_("LINE で既定に設定中"), default=False)
+    updated_at = models.DateTimeField(_("更新日時"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("リッチメニュー")
+        verbose_name_plural = _("リッチメニュー")
+        ordering = ["kind", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def width(self) -> int:
+        return int(self.size.split("x")[0])
+
+    @property
+    def height(self) -> int:
+        return int(self.size.split("x")[1])
+
+
+class PublicNotice(models.Model):
+    """A notice on the public verification page, e.g. a warning about impersonators (5(4))."""
+
+    title = models.CharField(_("見出し"), max_length=120)
+    body = models.TextField(_("本文"))
+    is_published = models.BooleanField(_("公開する"), default=False)
+    published_at = models.DateTimeField(_("公開日時"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("更新日時"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("公開ページのお知らせ")
+        verbose_name_plural = _("公開ページのお知らせ")
+        ordering = ["-published_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.title

@@ -202,6 +202,10 @@ def broadcasts_dispatch_due(*, now: dt.datetime | None = None, limit: int = 100)
                 )
             enqueue_send(broadcast.pk, emergency=broadcast.is_emergency)
             result.resumed.append(broadcast.pk)
+    if result.claimed or result.held or result.resumed:
+        logger.info(
+            "dispatch: claimed=%s held=%s resumed=%s", result.claimed, result.held, result.resumed
+        )
     return result
 
 
@@ -554,6 +558,7 @@ def _finish(broadcast_id: int, stop: tuple[str, str] | None, last_error: str) ->
     }
     if stop is not None:
         action, message = stop
+        logger.warning("broadcast %s stopped (%s): %s", broadcast.pk, action, message)
         _stop(
             broadcast,
             action,
@@ -572,6 +577,12 @@ def _finish(broadcast_id: int, stop: tuple[str, str] | None, last_error: str) ->
             actor=None,
             data=summary,
             fields=["sent_at", "lease_owner", "lease_expires_at", "last_error"],
+        )
+        logger.info(
+            "broadcast %s sent: %s requests, %s recipients",
+            broadcast.pk,
+            accepted,
+            broadcast.recipient_count,
         )
         return SendOutcome("sent")
     # Temporary failures left: release the lease so the dispatcher retries soon.

@@ -121,9 +121,10 @@ BROKER_DIR = Path(env.get("KASHIWA_BROKER_DIR", str(DATA_DIR / "broker")) or DAT
 
 def filesystem_broker_options(folder: Path) -> dict[str, object]:
     """kombu's filesystem transport: a broker that needs no server (the embedded default)."""
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     return {
+        "control_folder": str(folder / "control"),
         "data_folder_in": str(folder / "queue"),
         "data_folder_out": str(folder / "queue"),
         "processed_folder": str(folder / "processed"),

@@ -3,7 +3,8 @@
 - ``{% url_if_exists "broadcasts:list" as u %}``: the URL, or "" when the name does not resolve
   (yet), so navigation shows a page only once it exists.
 - ``{% nav_current u %}``: ``aria-current="page"`` when the request is on that page.
-- ``{{ dt|jst }}``: ``12/1(月) 8:30`` in Asia/Tokyo, whatever the active time zone.
+- ``{{ dt|jst }}``: ``12/1(月) 8:30`` in Asia/Tokyo, whatever the active time zone
+  (``{{ dt|jst:"time" }}``: ``8:30``).
 - ``{% status_badge broadcast %}`` (or a status value): a badge with the state's colour *and* word.
 - ``{{ user|role_names }}``: the user's staff roles (起案者, 広報担当, 承認者, 管理者) in that order.
 """
@@ -21,13 +22,12 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext, pgettext_lazy
 
-from broadcasts import roles
+from broadcasts import roles, schedule
 from broadcasts.models import Broadcast, User
 
 register = template.Library()
 
 JST = ZoneInfo("Asia/Tokyo")
-WEEKDAYS = "月火水木金土日"  # Monday first, as date.weekday()
 
 # Role names are stored as Japanese group names; these let the English UI show them in English.
 ROLE_LABELS = {
@@ -60,23 +60,19 @@ def nav_current(context: template.Context, url: str, *, exact: bool = False) -> 
     return SafeString(' aria-current="page"') if matches else SafeString("")
 
 
-def format_jst(value: datetime | date) -> str:
-    if isinstance(value, datetime):
-        if timezone.is_naive(value):
-            value = timezone.make_aware(value, JST)
-        local = value.astimezone(JST)
-        return f"{local.month}/{local.day}({WEEKDAYS[local.weekday()]}) {local.hour}:{local:%M}"
-    return f"{value.month}/{value.day}({WEEKDAYS[value.weekday()]})"
-
-
 @register.filter
-def jst(value: datetime | date | None) -> str:
+def jst(value: datetime | date | None, arg: str = "") -> str:
     """``12/1(月) 8:30``: month/day, weekday in kanji, 24-hour time, Asia/Tokyo.
 
-    A ``date`` gives ``12/1(月)``; ``None`` or "" gives ""."""
+    ``{{ dt|jst:"time" }}`` gives ``8:30``; a ``date`` gives ``12/1(月)``; ``None`` or "" gives "".
+    The formatting itself is ``schedule.py``'s, so screens and hold reasons agree."""
     if value in (None, ""):
         return ""
-    return format_jst(value)
+    if isinstance(value, datetime):
+        if timezone.is_naive(value):  # not expected with USE_TZ; read it as Tokyo time
+            value = timezone.make_aware(value, JST)
+        return schedule.format_jst(value, with_date=arg != "time")
+    return schedule.format_date(value)
 
 
 def status_label(value: str) -> str:

@@ -25,3 +25,6 @@ def send_emergency_broadcast(broadcast_id: int) -> str:
     """Routed to the ``emergency`` queue, served by its own worker (settings)."""
     services.broadcast_claim_now(broadcast_id=broadcast_id)
     return services.broadcast_send(broadcast_id=broadcast_id).status
+
+
+from .tasks_citizens import *  # noqa: E402,F403

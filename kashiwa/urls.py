@@ -3,6 +3,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from broadcasts.webhook import line_webhook
+
 admin.site.site_header = f"{settings.ACCOUNT_NAME} {settings.ACCOUNT_ID} 管理"
 admin.site.site_title = f"{settings.ACCOUNT_NAME} LINE 配信管理"
 
@@ -11,5 +13,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    path("line/webhook/", line_webhook, name="line_webhook"),
     path("", include("broadcasts.urls")),
 ]

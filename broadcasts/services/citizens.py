@@ -1,0 +1,487 @@
+"""The citizen side: webhook events, followers, 受信設定 and automatic responses.
+
+Policy 5(2): citizens get automatic responses only. Policy 10: we keep a follower's LINE user
+ID, follow/unfollow times and chosen categories — nothing else — and a message's text only
+until the event has been processed.
+
+New followers receive every category (the choice documented in the greeting): before 受信設定
+existed every friend received everything, and nobody should miss 防災・防犯 or 緊急情報 because
+they did not open a menu. Each citizen can narrow it down at any time."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import unicodedata
+from typing import Any
+from urllib.parse import parse_qs
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .. import citizen_defaults
+from ..content import Problem, check_messages
+from ..line.errors import LineError
+from ..line.gateway import get_gateway
+from ..models import (
+    AutoReplyRule,
+    Category,
+    Follower,
+    PublicNotice,
+    StandardReply,
+    User,
+    WebhookEvent,
+)
+from .audit import audit_record
+from .errors import BroadcastInvalid
+
+logger = logging.getLogger(__name__)
+
+#: a claim older than this is taken to belong to a worker that died
+STALE_CLAIM = dt.timedelta(minutes=5)
+#: events not picked up this long after arrival are re-enqueued by the sweeper
+PENDING_GRACE = dt.timedelta(seconds=30)
+#: processed events are kept this long for troubleshooting, then deleted
+RETENTION = dt.timedelta(days=30)
+QUICK_REPLY_MAX = 13
+
+
+# --- webhook events ---------------------------------------------------------------------------
+
+
+def _sanitize(event: dict[str, Any]) -> dict[str, Any]:
+    """What processing needs from an event, nothing more (policy 10)."""
+    kept: dict[str, Any] = {
+        key: event[key] for key in ("type", "timestamp", "mode", "replyToken") if key in event
+    }
+    message = event.get("message")
+    if isinstance(message, dict):
+        kept["message"] = {"type": message.get("type"), "id": message.get("id")}
+        if message.get("type") == "text":
+            kept["message"]["text"] = str(message.get("text", ""))[:5000]
+    postback = event.get("postback")
+    if isinstance(postback, dict):
+        kept["postback"] = {"data": str(postback.get("data", ""))[:300]}
+    follow = event.get("follow")
+    if isinstance(follow, dict):
+        kept["follow"] = {"isUnblocked": bool(follow.get("isUnblocked"))}
+    return kept
+
+
+def _user_id(event: dict[str, Any]) -> str:
+    source = event.get("source")
+    return str(source.get("userId", ""))[:64] if isinstance(source, dict) else ""
+
+
+def webhook_events_store(*, payload: Any) -> list[str]:
+    """Store the events of one webhook request (insert-or-ignore on ``webhookEventId``) and
+    enqueue their processing once the rows are committed. Returns the stored event IDs.
+
+    A body that is not LINE's shape is logged and ignored: the webhook still answers 200."""
+    events = payload.get("events") if isinstance(payload, dict) else None
+    if not isinstance(events, list):
+        logger.warning("webhook body without an events list ignored")
+        return []
+    now = timezone.now()
+    rows = []
+    for event in events:
+        if not isinstance(event, dict) or not isinstance(event.get("webhookEventId"), str):
+            logger.warning("webhook event without webhookEventId ignored")
+            continue
+        context = event.get("deliveryContext")
+        rows.append(
+            WebhookEvent(
+                webhook_event_id=event["webhookEventId"][:64],
+                event_type=str(event.get("type", ""))[:40],
+                line_user_id=_user_id(event),
+                payload=_sanitize(event),
+                is_redelivery=bool(isinstance(context, dict) and context.get("isRedelivery")),
+                received_at=now,
+            )
+        )
+    if not rows:
+        return []
+    ids = [row.webhook_event_id for row in rows]
+    with transaction.atomic():
+        WebhookEvent.objects.bulk_create(rows, ignore_conflicts=True)
+        transaction.on_commit(lambda: _enqueue(ids))
+    return ids
+
+
+def _enqueue(webhook_event_ids: list[str]) -> None:
+    """Fire and forget. If the broker is down the rows wait for the sweeper."""
+    from ..tasks_citizens import process_webhook_events
+
+    try:
+        process_webhook_events.apply_async(args=[webhook_event_ids], ignore_result=True)
+    except Exception:
+        logger.exception("could not enqueue webhook events %s; the sweeper will", webhook_event_ids)
+
+
+def _claim(webhook_event_id: str, now: dt.datetime) -> WebhookEvent | None:
+    """Take the event for processing; ``None`` if it is done or another worker has it."""
+    claimed = WebhookEvent.objects.filter(
+        Q(processing_started_at__isnull=True) | Q(processing_started_at__lt=now - STALE_CLAIM),
+        webhook_event_id=webhook_event_id,
+        processed_at__isnull=True,
+    ).update(processing_started_at=now)
+    if not claimed:
+        return None
+    return WebhookEvent.objects.get(webhook_event_id=webhook_event_id)
+
+
+def webhook_event_process(*, webhook_event_id: str, now: dt.datetime | None = None) -> bool:
+    """Process one stored event exactly once. Returns whether this call processed it."""
+    now = now or timezone.now()
+    event = _claim(webhook_event_id, now)
+    if event is None:
+        return False
+    error = ""
+    try:
+        with transaction.atomic():
+            error = _handle(event)
+    except Exception as exc:
+        # Leave it claimed-but-unprocessed: the sweeper retries after STALE_CLAIM.
+        logger.exception("webhook event %s failed", webhook_event_id)
+        WebhookEvent.objects.filter(pk=event.pk).update(error=f"{type(exc).__name__}: {exc}"[:500])
+        raise
+    payload = dict(event.payload)
+    payload.pop("replyToken", None)  # single use, and useless after a minute
+    if isinstance(payload.get("message"), dict) and "text" in payload["message"]:
+        payload["message"] = {**payload["message"], "text": ""}  # policy 10
+    WebhookEvent.objects.filter(pk=event.pk).update(
+        processed_at=timezone.now(), payload=payload, error=error
+    )
+    return True
+
+
+def webhook_events_process(*, webhook_event_ids: list[str]) -> int:
+    return sum(webhook_event_process(webhook_event_id=i) for i in webhook_event_ids)
+
+
+def webhook_events_pending(*, now: dt.datetime | None = None) -> list[str]:
+    """Events nobody picked up (broker down) or whose worker died."""
+    now = now or timezone.now()
+    return list(
+        WebhookEvent.objects.filter(processed_at__isnull=True)
+        .filter(
+            Q(processing_started_at__isnull=True, received_at__lt=now - PENDING_GRACE)
+            | Q(processing_started_at__lt=now - STALE_CLAIM)
+        )
+        .order_by("received_at")
+        .values_list("webhook_event_id", flat=True)[:1000]
+    )
+
+
+def webhook_events_purge(*, now: dt.datetime | None = None) -> int:
+    now = now or timezone.now()
+    deleted, _ = WebhookEvent.objects.filter(
+        processed_at__isnull=False, processed_at__lt=now - RETENTION
+    ).delete()
+    return deleted
+
+
+def _event_time(event: WebhookEvent) -> dt.datetime:
+    stamp = event.payload.get("timestamp")
+    if isinstance(stamp, int | float) and stamp > 0:
+        return dt.datetime.fromtimestamp(stamp / 1000, tz=dt.UTC)
+    return event.received_at
+
+
+def _handle(event: WebhookEvent) -> str:
+    """Act on one event; returns a reply error to record (a failed reply is not retried:
+    reply tokens are single-use and expire)."""
+    user_id = event.line_user_id
+    at = _event_time(event)
+    kind = event.event_type
+    if not user_id:
+        logger.info("webhook %s event without a user ID: nothing to do", kind)
+        return ""
+    if kind == "follow":
+        follower_follow(line_user_id=user_id, at=at)
+        return _reply(event, standard_reply_messages(StandardReply.Kind.GREETING))
+    if kind == "unfollow":
+        follower_unfollow(line_user_id=user_id, at=at)
+        return ""
+    if kind == "message":
+        message = event.payload.get("message") or {}
+        text = str(message.get("text", "")) if message.get("type") == "text" else ""
+        if normalize(text) == normalize(citizen_defaults.SUBSCRIPTION_KEYWORD):
+            follower = follower_ensure(line_user_id=user_id, at=at)
+            return _reply(event, subscription_menu_messages(follower))
+        return _reply(event, auto_reply_messages(text=text, now=at))
+    if kind == "postback":
+        data = str((event.payload.get("postback") or {}).get("data", ""))
+        messages = postback_handle(line_user_id=user_id, data=data, at=at)
+        return _reply(event, messages) if messages else ""
+    logger.info("webhook event type %r acknowledged and ignored", kind)
+    return ""
+
+
+def _reply(event: WebhookEvent, messages: list[dict[str, Any]]) -> str:
+    token = event.payload.get("replyToken")
+    if not token or not messages:
+        return ""
+    try:
+        get_gateway().reply(reply_token=str(token), messages=messages)
+    except LineError as exc:
+        logger.warning("reply to webhook event %s failed: %s", event.webhook_event_id, exc)
+        return exc.describe()[:500]
+    return ""
+
+
+# --- followers and 受信設定 -------------------------------------------------------------------
+
+
+@transaction.atomic
+def follower_follow(*, line_user_id: str, at: dt.datetime | None = None) -> Follower:
+    """A citizen added the account (or unblocked it). New followers get every category; a
+    returning follower keeps the choices they made before."""
+    at = at or timezone.now()
+    follower, created = Follower.objects.select_for_update().get_or_create(
+        line_user_id=line_user_id, defaults={"followed_at": at}
+    )
+    if created:
+        follower.categories.set(Category.objects.all())
+    elif follower.unfollowed_at is None or follower.unfollowed_at <= at:
+        follower.followed_at = at
+        follower.unfollowed_at = None
+        follower.save(update_fields=["followed_at", "unfollowed_at"])
+    return follower
+
+
+def follower_unfollow(*, line_user_id: str, at: dt.datetime | None = None) -> None:
+    """A citizen blocked the account. Only an unfollow newer than the last follow counts."""
+    at = at or timezone.now()
+    Follower.objects.filter(line_user_id=line_user_id, followed_at__lte=at).update(unfollowed_at=at)
+
+
+def follower_ensure(*, line_user_id: str, at: dt.datetime | None = None) -> Follower:
+    """The follower row for someone who can talk to us (and so is a friend)."""
+    follower = Follower.objects.filter(line_user_id=line_user_id).first()
+    if follower is None or follower.unfollowed_at is not None:
+        follower = follower_follow(line_user_id=line_user_id, at=at)
+    return follower
+
+
+def subscription_set(*, follower: Follower, category_code: str, subscribed: bool) -> bool:
+    """Add or remove one category. False if there is no such category."""
+    category = Category.objects.filter(code=category_code).first()
+    if category is None:
+        return False
+    if subscribed:
+        follower.categories.add(category)
+    else:
+        follower.categories.remove(category)
+    return True
+
+
+def subscription_set_all(*, follower: Follower, subscribed: bool) -> None:
+    follower.categories.set(Category.objects.all() if subscribed else [])
+
+
+def postback_handle(
+    *, line_user_id: str, data: str, at: dt.datetime | None = None
+) -> list[dict[str, Any]]:
+    """Postbacks from the rich menu and the 受信設定 quick replies. Returns the reply."""
+    params = {k: v[0] for k, v in parse_qs(data, keep_blank_values=True).items()}
+    action = params.get("action", "")
+    if action not in {
+        "show_subscriptions",
+        "subscribe",
+        "unsubscribe",
+        "subscribe_all",
+        "unsubscribe_all",
+    }:
+        logger.info("unknown postback ignored")
+        return []
+    follower = follower_ensure(line_user_id=line_user_id, at=at)
+    notice = ""
+    if action in ("subscribe", "unsubscribe"):
+        code = params.get("category", "")
+        subscribed = action == "subscribe"
+        if subscription_set(follower=follower, category_code=code, subscribed=subscribed):
+            label = Category.objects.get(code=code).label
+            notice = f"「{label}」を{'受け取る' if subscribed else '受け取らない'}設定にしました。"
+        else:
+            notice = "そのカテゴリは見つかりませんでした。"
+    elif action in ("subscribe_all", "unsubscribe_all"):
+        subscribed = action == "subscribe_all"
+        subscription_set_all(follower=follower, subscribed=subscribed)
+        notice = (
+            "すべてのカテゴリを受け取る設定にしました。"
+            if subscribed
+            else "すべてのカテゴリを受け取らない設定にしました。"
+        )
+    return subscription_menu_messages(follower, notice=notice)
+
+
+def subscription_menu_messages(follower: Follower, *, notice: str = "") -> list[dict[str, Any]]:
+    """The citizen's current choices and a quick-reply menu to change them."""
+    chosen = set(follower.categories.values_list("pk", flat=True))
+    categories = list(Category.objects.all())
+    lines = [notice] if notice else []
+    lines.append("【受信設定】現在の設定です（✅ 受け取る／－ 受け取らない）")
+    lines += [f"{'✅' if c.pk in chosen else '－'} {c.label}" for c in categories]
+    lines.append("下のボタンで変更できます。")
+    items = []
+    for c in categories:
+        on = c.pk in chosen
+        items.append(
+            _postback_item(
+                label=f"{'停止' if on else '受信'}：{c.label}"[:20],
+                data=f"action={'unsubscribe' if on else 'subscribe'}&category={c.code}",
+                display=f"「{c.label}」を{'受け取らない' if on else '受け取る'}",
+            )
+        )
+    items.append(_postback_item("すべて受け取る", "action=subscribe_all", "すべて受け取る"))
+    items.append(_postback_item("すべて停止", "action=unsubscribe_all", "すべて受け取らない"))
+    return [{"type": "text", "text": "\n".join(lines), "quickReply": {"items": items[:13]}}]
+
+
+def _postback_item(label: str, data: str, display: str) -> dict[str, Any]:
+    return {
+        "type": "action",
+        "action": {"type": "postback", "label": label, "data": data, "displayText": display},
+    }
+
+
+# --- automatic responses --------------------------------------------------------------------
+
+
+def normalize(text: str) -> str:
+    """Full-width/half-width and case differences do not matter when matching keywords."""
+    return unicodedata.normalize("NFKC", text or "").casefold().strip()
+
+
+def auto_reply_rule_select(*, text: str, now: dt.datetime | None = None) -> AutoReplyRule | None:
+    """The first active rule (by priority) whose keyword matches ``text``."""
+    now = now or timezone.now()
+    wanted = normalize(text)
+    if not wanted:
+        return None
+    rules = AutoReplyRule.objects.filter(
+        Q(active_from__isnull=True) | Q(active_from__lte=now),
+        Q(active_until__isnull=True) | Q(active_until__gt=now),
+        is_active=True,
+    ).order_by("priority", "id")
+    for rule in rules:
+        for keyword in (normalize(k) for k in rule.keyword_list()):
+            if not keyword:
+                continue
+            if rule.match_type == AutoReplyRule.MatchType.EXACT and wanted == keyword:
+                return rule
+            if rule.match_type == AutoReplyRule.MatchType.CONTAINS and keyword in wanted:
+                return rule
+    return None
+
+
+def auto_reply_messages(*, text: str, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    rule = auto_reply_rule_select(text=text, now=now)
+    if rule is not None:
+        return list(rule.messages)
+    return standard_reply_messages(StandardReply.Kind.DEFAULT)
+
+
+def standard_reply_messages(kind: str) -> list[dict[str, Any]]:
+    reply = StandardReply.objects.filter(kind=kind).first()
+    if reply is not None and reply.messages:
+        return list(reply.messages)
+    body = (
+        citizen_defaults.GREETING_TEXT
+        if kind == StandardReply.Kind.GREETING
+        else citizen_defaults.DEFAULT_REPLY_TEXT
+    )
+    return [citizen_defaults.text(body)]
+
+
+def reply_messages_check(messages: Any) -> list[Problem]:
+    """The broadcast builder's checks, for automatic responses (reply API: 5 messages)."""
+    return check_messages(messages)
+
+
+def _rule_data(rule: AutoReplyRule) -> dict[str, Any]:
+    return {
+        "name": rule.name,
+        "match_type": rule.match_type,
+        "keywords": rule.keyword_list(),
+        "priority": rule.priority,
+        "active_from": rule.active_from.isoformat() if rule.active_from else None,
+        "active_until": rule.active_until.isoformat() if rule.active_until else None,
+        "is_active": rule.is_active,
+        "messages": rule.messages,
+    }
+
+
+@transaction.atomic
+def auto_reply_rule_save(*, rule: AutoReplyRule, actor: User) -> AutoReplyRule:
+    problems = reply_messages_check(rule.messages)
+    if problems:
+        raise BroadcastInvalid(problems)
+    created = rule.pk is None
+    before = (
+        None if created else _rule_data(AutoReplyRule.objects.select_for_update().get(pk=rule.pk))
+    )
+    rule.save()
+    audit_record(
+        verb="auto_reply_rule_created" if created else "auto_reply_rule_changed",
+        actor=actor,
+        data={"id": rule.pk, "before": before, "after": _rule_data(rule)},
+    )
+    return rule
+
+
+@transaction.atomic
+def auto_reply_rule_delete(*, rule: AutoReplyRule, actor: User) -> None:
+    data = {"id": rule.pk, "before": _rule_data(rule)}
+    rule.delete()
+    audit_record(verb="auto_reply_rule_deleted", actor=actor, data=data)
+
+
+@transaction.atomic
+def standard_reply_save(*, reply: StandardReply, actor: User) -> StandardReply:
+    problems = reply_messages_check(reply.messages)
+    if problems:
+        raise BroadcastInvalid(problems)
+    before = StandardReply.objects.filter(pk=reply.pk).values_list("messages", flat=True).first()
+    reply.save()
+    audit_record(
+        verb="standard_reply_changed",
+        actor=actor,
+        data={"kind": reply.kind, "before": before, "after": reply.messages},
+    )
+    return reply
+
+
+# --- public notices ---------------------------------------------------------------------------
+
+
+def _notice_data(notice: PublicNotice) -> dict[str, Any]:
+    return {"title": notice.title, "body": notice.body, "is_published": notice.is_published}
+
+
+@transaction.atomic
+def public_notice_save(*, notice: PublicNotice, actor: User) -> PublicNotice:
+    """Save a notice; publishing stamps ``published_at`` (shown on the public page)."""
+    previous = PublicNotice.objects.filter(pk=notice.pk).first() if notice.pk else None
+    if notice.is_published and (previous is None or not previous.is_published):
+        notice.published_at = timezone.now()
+    notice.save()
+    audit_record(
+        verb="public_notice_saved",
+        actor=actor,
+        data={
+            "id": notice.pk,
+            "before": _notice_data(previous) if previous else None,
+            "after": _notice_data(notice),
+        },
+    )
+    return notice
+
+
+@transaction.atomic
+def public_notice_delete(*, notice: PublicNotice, actor: User) -> None:
+    data = {"id": notice.pk, "before": _notice_data(notice)}
+    notice.delete()
+    audit_record(verb="public_notice_deleted", actor=actor, data=data)

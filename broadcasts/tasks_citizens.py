@@ -1,0 +1,26 @@
+"""Celery tasks of the citizen side (imported by ``tasks.py`` so autodiscovery finds them)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from .services import citizens
+
+__all__ = ["process_pending_webhook_events", "process_webhook_events", "purge_webhook_events"]
+
+
+@shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+def process_webhook_events(webhook_event_ids: list[str]) -> int:
+    """Enqueued by the webhook once the events are committed; each event runs at most once."""
+    return citizens.webhook_events_process(webhook_event_ids=webhook_event_ids)
+
+
+@shared_task(ignore_result=True)
+def process_pending_webhook_events() -> int:
+    """Backstop: events that were stored while the broker was down, or whose worker died."""
+    return citizens.webhook_events_process(webhook_event_ids=citizens.webhook_events_pending())
+
+
+@shared_task(ignore_result=True)
+def purge_webhook_events() -> int:
+    return citizens.webhook_events_purge()

@@ -1,0 +1,353 @@
+"""The webhook, driven with events signed as LINE signs them.
+
+Bodies are built and signed here (HMAC-SHA256 of the raw body, base64), and also sent by the
+sandbox's own webhook sender to a live server. Replies are checked in the sandbox's inbox."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+
+import pytest
+from django.conf import settings as django_settings
+from django.utils import timezone
+
+from broadcasts.line.sandbox import follow_event, postback_event, text_message_event
+from broadcasts.line.sandbox.state import synthetic_user_id
+from broadcasts.line.sandbox.webhook import prepare_events, unfollow_event
+from broadcasts.models import AutoReplyRule, BroadcastEvent, Category, Follower, WebhookEvent
+from broadcasts.services import citizens
+
+URL = "/line/webhook/"
+CITIZEN = synthetic_user_id(900_001)
+
+
+def sign(body: bytes, secret: str | None = None) -> str:
+    key = (secret or django_settings.LINE_CHANNEL_SECRET).encode("utf-8")
+    return base64.b64encode(hmac.new(key, body, hashlib.sha256).digest()).decode("ascii")
+
+
+@pytest.fixture
+def eager(settings):
+    """Celery runs tasks inline (the webhook's on_commit enqueue then processes at once)."""
+    from kashiwa.celery import app
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def post(client, line_sandbox, django_capture_on_commit_callbacks):
+    """POST events as LINE does: completed by the sandbox (reply tokens it will accept),
+    serialised, signed with the channel secret; on-commit callbacks executed."""
+
+    def _post(events, *, prepared=False, body=None, signature=None):
+        if body is None:
+            events = events if prepared else prepare_events(line_sandbox.state, events)
+            payload = {"destination": line_sandbox.state.bot_user_id, "events": events}
+            body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        headers = {}
+        if signature is not False:
+            headers["HTTP_X_LINE_SIGNATURE"] = signature or sign(body)
+        with django_capture_on_commit_callbacks(execute=True):
+            return client.post(URL, data=body, content_type="application/json", **headers)
+
+    return _post
+
+
+def texts(sandbox, user_id):
+    return [item.message.get("text", "") for item in sandbox.inbox(user_id)]
+
+
+def row_counts():
+    return (
+        WebhookEvent.objects.count(),
+        Follower.objects.count(),
+        BroadcastEvent.objects.count(),
+    )
+
+
+# --- rejected before anything is written ----------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_missing_signature_is_400_and_nothing_written(post):
+    before = row_counts()
+    response = post([follow_event(CITIZEN)], signature=False)
+    assert response.status_code == 400
+    assert row_counts() == before
+
+
+@pytest.mark.django_db
+def test_forged_signature_is_403_and_nothing_written(post, line_sandbox):
+    before = row_counts()
+    forged = sign(b'{"events":[]}', "not-the-channel-secret")
+    response = post([follow_event(CITIZEN), text_message_event(CITIZEN, "ごみ")], signature=forged)
+    assert response.status_code == 403
+    assert row_counts() == before
+    assert line_sandbox.inbox(CITIZEN) == []
+
+
+@pytest.mark.django_db
+def test_signature_of_another_body_is_403(post):
+    body = json.dumps({"destination": "x", "events": []}).encode()
+    response = post(None, body=body + b" ", signature=sign(body))
+    assert response.status_code == 403
+    assert WebhookEvent.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_get_is_not_allowed(client):
+    assert client.get(URL).status_code == 405
+
+
+# --- acknowledged, never a 500 --------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_malformed_json_is_acknowledged_and_logged(post, caplog):
+    body = b'{"destination": "U0", "events": [ {'
+    with caplog.at_level(logging.WARNING, logger="broadcasts.webhook"):
+        response = post(None, body=body)
+    assert response.status_code == 200
+    assert "not JSON" in caplog.text
+    assert WebhookEvent.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_json_that_is_not_line_shaped_is_acknowledged(post):
+    for body in (b"[]", b'"hello"', b'{"events": "none"}', b'{"events": [1, {"type": "x"}]}'):
+        assert post(None, body=body).status_code == 200
+    assert WebhookEvent.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_verification_request_with_no_events_is_200(post):
+    # The "Verify" button in the LINE Developers console sends an empty events list.
+    assert post([]).status_code == 200
+
+
+@pytest.mark.django_db
+def test_unknown_event_type_is_stored_processed_and_ignored(post, eager, caplog):
+    event = {"type": "beacon", "source": {"type": "user", "userId": CITIZEN}, "beacon": {}}
+    with caplog.at_level(logging.INFO, logger="broadcasts.services.citizens"):
+        assert post([event]).status_code == 200
+    row = WebhookEvent.objects.get()
+    assert row.event_type == "beacon"
+    assert row.processed_at is not None
+    assert "beacon" in caplog.text
+
+
+# --- what citizens get ------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_follow_creates_follower_subscribed_to_everything_and_greets(post, eager, line_sandbox):
+    assert post([follow_event(CITIZEN)]).status_code == 200
+    follower = Follower.objects.get(line_user_id=CITIZEN)
+    assert follower.unfollowed_at is None
+    assert follower.categories.count() == Category.objects.count() == 11
+    [greeting] = texts(line_sandbox, CITIZEN)
+    assert "受信設定" in greeting
+    assert "個別のご質問" in greeting
+    assert line_sandbox.deliveries(user_id=CITIZEN)[0].endpoint == "/v2/bot/message/reply"
+
+
+@pytest.mark.django_db
+def test_unfollow_then_follow_again_keeps_choices(post, eager):
+    post([follow_event(CITIZEN)])
+    follower = Follower.objects.get(line_user_id=CITIZEN)
+    follower.categories.set(Category.objects.filter(code="fire"))
+    post([unfollow_event(CITIZEN)])
+    follower.refresh_from_db()
+    assert follower.unfollowed_at is not None
+    post([follow_event(CITIZEN, unblocked=True)])
+    follower.refresh_from_db()
+    assert follower.unfollowed_at is None
+    assert list(follower.categories.values_list("code", flat=True)) == ["fire"]
+
+
+@pytest.mark.django_db
+def test_keyword_gets_the_rules_reply(post, eager, line_sandbox):
+    post([follow_event(CITIZEN)])
+    post([text_message_event(CITIZEN, "粗大ゴミの出し方を教えて")])
+    assert "ごみ・リサイクル" in texts(line_sandbox, CITIZEN)[-1]
+
+
+@pytest.mark.django_db
+def test_exact_rule_with_priority_and_period(post, eager, line_sandbox):
+    AutoReplyRule.objects.create(
+        name="test",
+        match_type="exact",
+        keywords="ＴＥＳＴ",  # full-width, upper case: matches "test"
+        priority=1,
+        messages=[{"type": "text", "text": "テストの応答"}],
+    )
+    post([follow_event(CITIZEN)])
+    post([text_message_event(CITIZEN, "test")])
+    post([text_message_event(CITIZEN, "test please")])
+    replies = texts(line_sandbox, CITIZEN)
+    assert replies[-2] == "テストの応答"
+    assert "個別のご質問" in replies[-1]  # exact: no match, so the default reply
+
+
+@pytest.mark.django_db
+def test_other_text_gets_the_default_reply(post, eager, line_sandbox):
+    post([follow_event(CITIZEN)])
+    post([text_message_event(CITIZEN, "市役所の駐車場は何台ありますか")])
+    reply = texts(line_sandbox, CITIZEN)[-1]
+    assert "個別のご質問" in reply
+    assert "https://www.city.kashiwa.lg.jp/" in reply
+    assert "04-7167-1111" in reply
+
+
+@pytest.mark.django_db
+def test_message_text_is_blanked_once_processed(post, eager):
+    post([follow_event(CITIZEN)])
+    post([text_message_event(CITIZEN, "私の住所は柏市柏5-10-1です")])
+    row = WebhookEvent.objects.get(event_type="message")
+    assert row.processed_at is not None
+    assert row.payload["message"]["text"] == ""
+    assert "replyToken" not in row.payload
+    assert "柏市柏5-10-1" not in json.dumps(row.payload, ensure_ascii=False)
+
+
+@pytest.mark.django_db
+def test_keyword_jushin_settei_shows_current_choices(post, eager, line_sandbox):
+    post([follow_event(CITIZEN)])
+    post([text_message_event(CITIZEN, "受信設定")])
+    [message] = [i.message for i in line_sandbox.inbox(CITIZEN)][-1:]
+    assert "✅ 子育て・教育" in message["text"]
+    items = message["quickReply"]["items"]
+    assert len(items) == 13
+    assert items[3]["action"]["data"] == "action=unsubscribe&category=childcare_education"
+
+
+@pytest.mark.django_db
+def test_postbacks_change_subscriptions(post, eager, line_sandbox):
+    post([follow_event(CITIZEN)])
+    post([postback_event(CITIZEN, "action=unsubscribe_all")])
+    follower = Follower.objects.get(line_user_id=CITIZEN)
+    assert follower.categories.count() == 0
+    post([postback_event(CITIZEN, "action=subscribe&category=childcare_education")])
+    assert list(follower.categories.values_list("code", flat=True)) == ["childcare_education"]
+    reply = texts(line_sandbox, CITIZEN)[-1]
+    assert "「子育て・教育」を受け取る設定にしました" in reply
+    assert "✅ 子育て・教育" in reply
+    assert "－ 火災" in reply
+    post([postback_event(CITIZEN, "action=unsubscribe&category=childcare_education")])
+    assert follower.categories.count() == 0
+
+
+@pytest.mark.django_db
+def test_replayed_event_is_processed_once(post, eager, line_sandbox):
+    [event] = prepare_events(line_sandbox.state, [follow_event(CITIZEN)])
+    assert post([event], prepared=True).status_code == 200
+    replay = {**event, "deliveryContext": {"isRedelivery": True}}
+    assert post([replay], prepared=True).status_code == 200
+    assert WebhookEvent.objects.count() == 1
+    assert len(texts(line_sandbox, CITIZEN)) == 1
+    # and processing the same ID again by hand does nothing either
+    assert citizens.webhook_event_process(webhook_event_id=event["webhookEventId"]) is False
+
+
+@pytest.mark.django_db
+def test_redelivered_event_we_never_saw_is_processed(post, eager, line_sandbox):
+    [event] = prepare_events(line_sandbox.state, [follow_event(CITIZEN)])
+    event["deliveryContext"] = {"isRedelivery": True}
+    post([event], prepared=True)
+    row = WebhookEvent.objects.get()
+    assert row.is_redelivery and row.processed_at is not None
+    assert Follower.objects.filter(line_user_id=CITIZEN).exists()
+
+
+@pytest.mark.django_db
+def test_events_wait_for_the_worker(post, line_sandbox):
+    """Without an eager worker the webhook only stores; the task processes later."""
+    from broadcasts.tasks_citizens import process_pending_webhook_events, process_webhook_events
+
+    calls = []
+    original = process_webhook_events.apply_async
+    process_webhook_events.apply_async = lambda args, **kw: calls.append(args)
+    try:
+        post([follow_event(CITIZEN), text_message_event(CITIZEN, "ごみ")])
+    finally:
+        process_webhook_events.apply_async = original
+    assert len(calls) == 1 and len(calls[0][0]) == 2
+    assert WebhookEvent.objects.filter(processed_at__isnull=True).count() == 2
+    assert not Follower.objects.filter(line_user_id=CITIZEN).exists()
+    process_webhook_events(*calls[0])
+    assert WebhookEvent.objects.filter(processed_at__isnull=True).count() == 0
+    assert len(texts(line_sandbox, CITIZEN)) == 2
+    assert process_pending_webhook_events() == 0
+
+
+@pytest.mark.django_db
+def test_broker_down_leaves_events_for_the_sweeper(post, line_sandbox, time_machine):
+    from broadcasts.tasks_citizens import process_pending_webhook_events, process_webhook_events
+
+    def down(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    original = process_webhook_events.apply_async
+    process_webhook_events.apply_async = down
+    try:
+        assert post([follow_event(CITIZEN)]).status_code == 200
+    finally:
+        process_webhook_events.apply_async = original
+    assert WebhookEvent.objects.get().processed_at is None
+    time_machine.move_to(timezone.now() + dt.timedelta(seconds=60), tick=True)
+    assert process_pending_webhook_events() == 1
+    assert Follower.objects.filter(line_user_id=CITIZEN).exists()
+
+
+@pytest.mark.django_db
+def test_a_failed_reply_is_recorded_not_retried(post, eager, line_sandbox):
+    line_sandbox.set_fault("/v2/bot/message/reply", 500)
+    post([follow_event(CITIZEN)])
+    row = WebhookEvent.objects.get()
+    assert row.processed_at is not None
+    assert "500" in row.error
+    assert Follower.objects.filter(line_user_id=CITIZEN).exists()
+
+
+# --- through the sandbox's own webhook sender ---------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sandbox_webhook_sender_against_live_server(live_server, line_sandbox, eager):
+    from django.apps import apps
+
+    from broadcasts.citizen_defaults import seed_citizen_side
+
+    seed_citizen_side(apps)  # transactional tests flush what the data migration seeded
+    url = live_server.url + URL
+    user = synthetic_user_id(900_002)
+
+    result = line_sandbox.send_webhook([follow_event(user)], url=url)
+    assert result.status == 200
+    assert "受信設定" in texts(line_sandbox, user)[-1]
+
+    line_sandbox.send_webhook([text_message_event(user, "休日当番医はどこ？")], url=url)
+    assert "#7009" in texts(line_sandbox, user)[-1]
+
+    line_sandbox.send_webhook([text_message_event(user, "こんにちは")], url=url)
+    assert "個別のご質問" in texts(line_sandbox, user)[-1]
+
+    line_sandbox.send_webhook([postback_event(user, "action=unsubscribe&category=fire")], url=url)
+    follower = Follower.objects.get(line_user_id=user)
+    assert not follower.categories.filter(code="fire").exists()
+    assert follower.categories.count() == 10
+
+    # the sandbox signs with the channel secret; a different secret on our side → 403
+    line_sandbox.state.configure(channel_secret="some-other-secret")
+    before = WebhookEvent.objects.count()
+    assert line_sandbox.send_webhook([text_message_event(user, "ごみ")], url=url).status == 403
+    assert WebhookEvent.objects.count() == before

@@ -270,6 +270,8 @@ class MessageForm(forms.Form):
             else:
                 self.add_error(f"action{slot}_label", message)
             return
+        if where == "previewImageUrl" and not str(self["preview_url"].value() or "").strip():
+            return  # left blank: it is the image URL, whose own error is already shown
         field = _PROBLEM_FIELDS.get(where)
         if field == "card_alt" and self.kind_value == KIND_CARD:
             field = "card_title" if not self["card_alt"].value() else "card_alt"
@@ -489,14 +491,28 @@ def apply_service_problems(
 # --- review --------------------------------------------------------------------------------
 
 
-class ApproveForm(forms.Form):
+class _DistinctIds(forms.Form):
+    """Several of these forms share the broadcast page: give each its own element ids."""
+
+    id_prefix = ""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", f"id_{self.id_prefix}_%s")
+        super().__init__(*args, **kwargs)
+
+
+class ApproveForm(_DistinctIds):
+    id_prefix = "approve"
+
     seen_hash = forms.CharField(widget=forms.HiddenInput, max_length=64)
     comment = forms.CharField(
         label=_("コメント（任意）"), required=False, widget=forms.Textarea(attrs={"rows": 2})
     )
 
 
-class RejectForm(forms.Form):
+class RejectForm(_DistinctIds):
+    id_prefix = "reject"
+
     comment = forms.CharField(
         label=_("差し戻しの理由"),
         widget=forms.Textarea(attrs={"rows": 3}),
@@ -504,13 +520,17 @@ class RejectForm(forms.Form):
     )
 
 
-class CancelForm(forms.Form):
+class CancelForm(_DistinctIds):
+    id_prefix = "cancel"
+
     comment = forms.CharField(
         label=_("取消の理由（任意）"), required=False, widget=forms.Textarea(attrs={"rows": 2})
     )
 
 
-class MessageTemplateForm(forms.Form):
+class MessageTemplateForm(_DistinctIds):
+    id_prefix = "template"
+
     name = forms.CharField(
         label=_("雛形の名前"),
         max_length=120,

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from .views import calendar, compose, dashboard, lists, review
+from .views import public as public_views
 
 app_name = "broadcasts"
 
@@ -21,4 +22,8 @@ urlpatterns = [
     path("broadcasts/<int:pk>/reject/", review.reject, name="reject"),
     path("broadcasts/<int:pk>/cancel/", review.cancel, name="cancel"),
     path("broadcasts/<int:pk>/test-send/", review.test_send, name="test_send"),
+    # public pages, no login (issue 7)
+    path("public/", public_views.account, name="public_account"),
+    path("public/policy/", public_views.policy_page, name="public_policy"),
+    path("public/qr.svg", public_views.qr_svg, name="public_qr"),
 ]

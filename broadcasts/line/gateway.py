@@ -13,6 +13,10 @@ from typing import Any
 
 import urllib3
 from django.conf import settings
+from linebot.v3.insight import ApiClient as InsightApiClient
+from linebot.v3.insight import Configuration as InsightConfiguration
+from linebot.v3.insight import Insight
+from linebot.v3.insight.exceptions import ApiException as InsightApiException
 from linebot.v3.messaging import (
     ApiClient,
     BroadcastRequest,
@@ -57,6 +61,39 @@ class Quota:
         return None if self.value is None else max(self.value - self.consumption, 0)
 
 
+@dataclass(frozen=True)
+class MessageEventStats:
+    """Insight for one broadcast/narrowcast request. ``None``: LINE gives no number (not
+    ready, or under its privacy threshold of 20)."""
+
+    delivered: int | None
+    unique_impression: int | None
+    unique_click: int | None
+    raw: dict[str, Any]
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.raw.get("overview", {}).get("timestamp"))
+
+
+@dataclass(frozen=True)
+class FollowerStats:
+    """Followers on a JST day. ``status`` is "ready", "unready" or "out_of_service"."""
+
+    status: str
+    followers: int | None
+    targeted_reaches: int | None
+    blocks: int | None
+
+
+@dataclass(frozen=True)
+class DeliveryCount:
+    """Messages delivered on a JST day by one endpoint (``success`` only when "ready")."""
+
+    status: str
+    success: int | None
+
+
 def _header(headers: Any, name: str) -> str:
     if not headers:
         return ""
@@ -66,7 +103,7 @@ def _header(headers: Any, name: str) -> str:
     return ""
 
 
-def _translate(exc: ApiException) -> LineError:
+def _translate(exc: ApiException | InsightApiException) -> LineError:
     status = int(exc.status or 0)
     request_id = _header(exc.headers, "x-line-request-id")
     message, details = f"HTTP {status}", []
@@ -102,6 +139,9 @@ class LineGateway:
         configuration.retries = 0
         self._client = ApiClient(configuration)
         self._api = MessagingApi(self._client)
+        insight_configuration = InsightConfiguration(host=host.rstrip("/"), access_token=token)
+        insight_configuration.retries = 0
+        self._insight = Insight(InsightApiClient(insight_configuration))
         self.timeout = timeout
         self.host = host
 
@@ -167,6 +207,38 @@ class LineGateway:
     def bot_info(self) -> dict[str, Any]:
         return self._call(self._api.get_bot_info_with_http_info).data.to_dict()
 
+    # --- statistics (Insight API) ------------------------------------------------------
+    def message_event(self, *, request_id: str) -> MessageEventStats:
+        """``GET /v2/bot/insight/message/event?requestId=`` (broadcast and narrowcast only)."""
+        data = self._call(self._insight.get_message_event_with_http_info, request_id).data
+        raw = data.to_dict()
+        overview = data.overview
+        return MessageEventStats(
+            delivered=overview.delivered if overview else None,
+            unique_impression=overview.unique_impression if overview else None,
+            unique_click=overview.unique_click if overview else None,
+            raw=raw,
+        )
+
+    def follower_stats(self, *, date: str) -> FollowerStats:
+        """``GET /v2/bot/insight/followers?date=YYYYMMDD`` (JST)."""
+        data = self._call(self._insight.get_number_of_followers_with_http_info, date).data
+        return FollowerStats(
+            status=str(data.status or ""),
+            followers=data.followers,
+            targeted_reaches=data.targeted_reaches,
+            blocks=data.blocks,
+        )
+
+    def delivery_count(self, *, endpoint: str, date: str) -> DeliveryCount:
+        """``GET /v2/bot/message/delivery/{broadcast|multicast}?date=YYYYMMDD`` (JST)."""
+        method = {
+            "broadcast": self._api.get_number_of_sent_broadcast_messages_with_http_info,
+            "multicast": self._api.get_number_of_sent_multicast_messages_with_http_info,
+        }[endpoint]
+        data = self._call(method, date).data
+        return DeliveryCount(status=str(data.status or ""), success=data.success)
+
     # --- plumbing --------------------------------------------------------------------
     @staticmethod
     def _build(model: Any, payload: dict[str, Any]) -> Any:
@@ -197,7 +269,7 @@ class LineGateway:
     def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(*args, _request_timeout=self.timeout, **kwargs)
-        except ApiException as exc:
+        except (ApiException, InsightApiException) as exc:
             raise _translate(exc) from None
         except _NETWORK_ERRORS as exc:
             raise LineTemporaryError(f"LINE に接続できません: {type(exc).__name__}") from None

@@ -4,9 +4,17 @@ Import from here: ``from broadcasts.services import broadcast_approve``."""
 
 from .audit import audit_record
 from .calendar import calendar_override_delete, calendar_override_save
-from .errors import BroadcastInvalid, BroadcastPermissionDenied, InvalidTransition, StaleApproval
+from .emergency import broadcast_create_follow_up, follow_up_text
+from .errors import (
+    BroadcastInvalid,
+    BroadcastPermissionDenied,
+    InvalidTransition,
+    SecondFactorRequired,
+    StaleApproval,
+)
 from .lifecycle import (
     TRANSITIONS,
+    EmergencyConfirmation,
     broadcast_approve,
     broadcast_cancel,
     broadcast_create,
@@ -31,7 +39,9 @@ __all__ = [
     "BroadcastInvalid",
     "BroadcastPermissionDenied",
     "DispatchResult",
+    "EmergencyConfirmation",
     "InvalidTransition",
+    "SecondFactorRequired",
     "SendOutcome",
     "StaleApproval",
     "TestSendResult",
@@ -40,6 +50,7 @@ __all__ = [
     "broadcast_cancel",
     "broadcast_claim_now",
     "broadcast_create",
+    "broadcast_create_follow_up",
     "broadcast_reject",
     "broadcast_send",
     "broadcast_send_test",
@@ -50,5 +61,6 @@ __all__ = [
     "calendar_override_delete",
     "calendar_override_save",
     "compute_hash",
+    "follow_up_text",
     "message_template_create_from_broadcast",
 ]

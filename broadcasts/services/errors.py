@@ -9,6 +9,7 @@ __all__ = [
     "BroadcastInvalid",
     "BroadcastPermissionDenied",
     "InvalidTransition",
+    "SecondFactorRequired",
     "StaleApproval",
 ]
 
@@ -39,4 +40,13 @@ class StaleApproval(Exception):
     def __init__(self) -> None:
         super().__init__(
             "確認中に内容が変更されました。最新の内容を確認してから、もう一度承認してください。"
+        )
+
+
+class SecondFactorRequired(BroadcastPermissionDenied):
+    """An emergency approval needs a second factor verified within the last few minutes."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "緊急配信の承認には、5分以内の二要素認証（認証アプリのワンタイムパスワード）が必要です。"
         )

@@ -6,17 +6,24 @@ audit row, and register side effects with ``transaction.on_commit``."""
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from .. import permissions
+from .. import permissions, selectors
 from ..content import DRILL_MARKER, Problem, check_messages, content_hash, message_texts
 from ..models import Broadcast, Category, Division, User
 from .audit import audit_record
-from .errors import BroadcastInvalid, BroadcastPermissionDenied, InvalidTransition
+from .errors import (
+    BroadcastInvalid,
+    BroadcastPermissionDenied,
+    InvalidTransition,
+    SecondFactorRequired,
+)
 from .scheduling import enqueue_emergency_send, schedule_for
 
 S = Broadcast.Status
@@ -115,6 +122,23 @@ def _snapshot(broadcast: Broadcast, category_codes: list[str]) -> dict[str, Any]
     }
 
 
+def mark_drill(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every text a citizen could read in a drill starts with 【訓練】."""
+    marked = []
+    for message in messages:
+        message = dict(message)
+        if message.get("type") == "text" and not str(message.get("text", "")).startswith(
+            DRILL_MARKER
+        ):
+            message["text"] = f"{DRILL_MARKER}{message.get('text', '')}"
+        elif message.get("type") == "template" and not str(message.get("altText", "")).startswith(
+            DRILL_MARKER
+        ):
+            message["altText"] = f"{DRILL_MARKER}{message.get('altText', '')}"
+        marked.append(message)
+    return marked
+
+
 def _normalise(
     *,
     kind: str,
@@ -123,13 +147,14 @@ def _normalise(
     categories: list[Category],
     messages: list[dict[str, Any]],
     emergency_reason: str,
-) -> tuple[str, str, str]:
+) -> tuple[str, str, str, list[dict[str, Any]]]:
     """Rules that hold whoever writes the row: drills reach staff only and are marked;
     a live broadcast never carries the drill marker; the emergency category is an emergency."""
     if kind == Broadcast.Kind.DRILL:
         audience = Broadcast.Audience.STAFF_TEST
         priority = Broadcast.Priority.EMERGENCY
         emergency_reason = emergency_reason or "訓練"
+        messages = mark_drill(messages)
     elif any(DRILL_MARKER in text for text in message_texts(messages)):
         raise BroadcastInvalid(
             [
@@ -143,7 +168,7 @@ def _normalise(
         priority = Broadcast.Priority.EMERGENCY
     if priority == Broadcast.Priority.EMERGENCY and not emergency_reason.strip():
         raise BroadcastInvalid([Problem("emergency_reason", "緊急配信の理由を入力してください。")])
-    return audience, priority, emergency_reason
+    return audience, priority, emergency_reason, messages
 
 
 @transaction.atomic
@@ -164,7 +189,7 @@ def broadcast_create(
 ) -> Broadcast:
     if not permissions.can_draft(author):
         raise BroadcastPermissionDenied("配信を作成する権限がありません。")
-    audience, priority, emergency_reason = _normalise(
+    audience, priority, emergency_reason, messages = _normalise(
         kind=kind,
         priority=priority,
         audience=audience,
@@ -221,7 +246,7 @@ def broadcast_update(
         raise InvalidTransition(broadcast.status, "編集")
     old_codes = list(broadcast.categories.values_list("code", flat=True))
     before = _snapshot(broadcast, old_codes)
-    audience, priority, emergency_reason = _normalise(
+    audience, priority, emergency_reason, messages = _normalise(
         kind=broadcast.kind,
         priority=priority,
         audience=audience,
@@ -308,6 +333,48 @@ def broadcast_withdraw(*, broadcast: Broadcast, actor: User) -> Broadcast:
     return broadcast
 
 
+SECOND_FACTOR_MAX_AGE = dt.timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class EmergencyConfirmation:
+    """What a supervisor gives to approve an emergency: the recipient count typed by hand
+    (so nobody approves a send to everyone by reflex) and when their second factor was
+    last verified."""
+
+    typed_count: str
+    second_factor_verified_at: dt.datetime | None
+
+
+def _digits(value: str) -> str:
+    normalised = unicodedata.normalize("NFKC", value or "")
+    return "".join(ch for ch in normalised if ch.isdigit())
+
+
+def _check_emergency_confirmation(
+    broadcast: Broadcast, confirmation: EmergencyConfirmation | None, now: dt.datetime
+) -> dict[str, Any]:
+    verified = confirmation.second_factor_verified_at if confirmation else None
+    if verified is None or not (
+        now - SECOND_FACTOR_MAX_AGE <= verified <= now + dt.timedelta(seconds=5)
+    ):
+        raise SecondFactorRequired()
+    expected = selectors.recipient_count(
+        broadcast.audience, list(broadcast.categories.values_list("id", flat=True))
+    )
+    if _digits(confirmation.typed_count) != str(expected):
+        raise BroadcastInvalid(
+            [
+                Problem(
+                    "typed_count",
+                    f"受信者数が一致しません。画面に表示されている受信者数（{expected:,}）を"
+                    "半角数字で入力してください。",
+                )
+            ]
+        )
+    return {"recipient_count": expected, "second_factor_verified_at": verified.isoformat()}
+
+
 @transaction.atomic
 def broadcast_approve(
     *,
@@ -315,12 +382,14 @@ def broadcast_approve(
     actor: User,
     comment: str = "",
     seen_hash: str | None = None,
+    emergency: EmergencyConfirmation | None = None,
     now: dt.datetime | None = None,
 ) -> Broadcast:
     """Approve the exact content ``seen_hash`` the reviewer looked at, and schedule it.
 
-    An emergency is enqueued at once on the ``emergency`` queue (after commit); the
-    dispatcher is the backstop."""
+    An emergency (and a drill, which follows the emergency flow) needs a supervisor who is
+    not the author, the typed recipient count and a fresh second factor; it is enqueued at
+    once on the ``emergency`` queue (after commit), with the dispatcher as backstop."""
     from .errors import StaleApproval
 
     broadcast = lock(broadcast.pk)
@@ -335,6 +404,9 @@ def broadcast_approve(
         raise StaleApproval()
     validate_for_review(broadcast)
     now = now or timezone.now()
+    confirmation: dict[str, Any] = {}
+    if broadcast.is_emergency:
+        confirmation = _check_emergency_confirmation(broadcast, emergency, now)
     broadcast.approved_by = actor
     broadcast.approved_at = now
     broadcast.approved_hash = current
@@ -352,6 +424,8 @@ def broadcast_approve(
             "scheduled_for": effective.at.isoformat(),
             "reason": effective.reason,
             "emergency": broadcast.is_emergency,
+            "drill": broadcast.is_drill,
+            **confirmation,
         },
         fields=[*_APPROVAL_FIELDS, "content_hash"],
     )

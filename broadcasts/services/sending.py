@@ -27,6 +27,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from .. import selectors
+from ..content import DRILL_MARKER, message_texts
 from ..line.errors import (
     LineError,
     LinePermanentError,
@@ -306,6 +307,14 @@ def _prepare(broadcast_id: int, now: dt.datetime) -> tuple[Broadcast | None, Sen
                 "承認された内容と現在の内容が一致しないため送信を止めました。",
             )
             return None, SendOutcome("needs_attention", "approval mismatch")
+        if broadcast.is_drill and broadcast.audience != Broadcast.Audience.STAFF_TEST:
+            _stop(broadcast, "needs_attention", "訓練は職員テスト受信者にしか送信できません。")
+            return None, SendOutcome("needs_attention", "drill to citizens")
+        if not broadcast.is_drill and any(
+            DRILL_MARKER in text for text in message_texts(broadcast.messages)
+        ):
+            _stop(broadcast, "needs_attention", "本番の配信に【訓練】の表示があるため止めました。")
+            return None, SendOutcome("needs_attention", "drill marker on a live send")
         if broadcast.is_emergency and not _emergency_approved(broadcast):
             _stop(
                 broadcast,

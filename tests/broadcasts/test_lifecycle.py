@@ -213,7 +213,16 @@ def test_emergency_needs_a_supervisor(drafter, reviewer, supervisor):
     broadcast = pending(drafter, priority=Broadcast.Priority.EMERGENCY, emergency_reason="断水")
     with pytest.raises(BroadcastPermissionDenied, match="承認者だけ"):
         broadcast_approve(broadcast=broadcast, actor=reviewer)
-    broadcast = broadcast_approve(broadcast=broadcast, actor=supervisor)
+    # A supervisor also needs the typed count and a fresh second factor
+    # (tests/broadcasts/test_emergency.py covers those in detail).
+    from django.utils import timezone
+
+    from broadcasts.services import EmergencyConfirmation, SecondFactorRequired
+
+    with pytest.raises(SecondFactorRequired):
+        broadcast_approve(broadcast=broadcast, actor=supervisor)
+    confirmation = EmergencyConfirmation(typed_count="0", second_factor_verified_at=timezone.now())
+    broadcast = broadcast_approve(broadcast=broadcast, actor=supervisor, emergency=confirmation)
     assert broadcast.status == S.SCHEDULED
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from broadcasts import services
+from django.utils import timezone
+
+from broadcasts import selectors, services
 from broadcasts.models import Broadcast, Category, Follower, User
 
 JST = ZoneInfo("Asia/Tokyo")
@@ -39,7 +41,22 @@ def approved_broadcast(
         requested_at=requested_at,
     )
     services.broadcast_submit(broadcast=broadcast, actor=author)
-    return services.broadcast_approve(broadcast=broadcast, actor=approver, now=now)
+    return approve(broadcast, approver, now=now)
+
+
+def approve(broadcast: Broadcast, approver: User, *, now: dt.datetime | None = None) -> Broadcast:
+    """Approve as staff do; emergencies with the typed count and a fresh second factor."""
+    confirmation = None
+    if broadcast.is_emergency:
+        count = selectors.recipient_count(
+            broadcast.audience, list(broadcast.categories.values_list("id", flat=True))
+        )
+        confirmation = services.EmergencyConfirmation(
+            typed_count=str(count), second_factor_verified_at=now or timezone.now()
+        )
+    return services.broadcast_approve(
+        broadcast=broadcast, actor=approver, now=now, emergency=confirmation
+    )
 
 
 def make_followers(

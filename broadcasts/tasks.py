@@ -28,3 +28,4 @@ def send_emergency_broadcast(broadcast_id: int) -> str:
 
 
 from .tasks_citizens import *  # noqa: E402,F403
+from .tasks_insight import *  # noqa: E402,F403

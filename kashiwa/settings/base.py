@@ -155,6 +155,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=env.get_int("DISPATCH_INTERVAL_SECONDS", 5)),
         "options": {"expires": 30},
     },
+    "refresh-insight": {
+        "task": "broadcasts.tasks.refresh_insight",
+        "schedule": timedelta(hours=1),
+        "options": {"expires": 600},
+    },
 }
 CELERY_TIMEZONE = "Asia/Tokyo"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

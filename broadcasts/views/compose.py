@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -113,7 +114,7 @@ def preview_time(request: HttpRequest) -> JsonResponse:
     if request.GET.get("timing", TIMING_AT) == TIMING_AT:
         try:
             requested = JSTDateTimeField(required=False).clean(request.GET.get("requested_at", ""))
-        except Exception:
+        except forms.ValidationError:
             return JsonResponse(
                 {
                     "error": "日時の形式が正しくありません。",
@@ -155,7 +156,7 @@ def _compose_context(
     if timing == TIMING_AT:
         try:
             requested = JSTDateTimeField(required=False).clean(form["requested_at"].value())
-        except Exception:
+        except forms.ValidationError:
             requested = None
     effective = effective_preview(
         requested=requested,

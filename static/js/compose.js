@@ -58,10 +58,11 @@
       var title = fieldset.querySelector("[data-kw-msg-title]");
       if (title) title.textContent = "メッセージ " + (index + 1);
       var n = index + 1;
-      setLabel(fieldset, "[data-kw-move=up]", "メッセージ " + n + " を上へ移動", index === 0);
-      setLabel(fieldset, "[data-kw-move=down]", "メッセージ " + n + " を下へ移動",
-               index === messages().length - 1);
-      setLabel(fieldset, "[data-kw-remove]", "メッセージ " + n + " を削除", false);
+      fieldset.querySelectorAll("[data-kw-which]").forEach(function (span) {
+        span.textContent = "（メッセージ " + n + "）";
+      });
+      setDisabled(fieldset, "[data-kw-move=up]", index === 0);
+      setDisabled(fieldset, "[data-kw-move=down]", index === messages().length - 1);
     });
     var count = messages().length;
     totalInput.value = String(count);
@@ -74,11 +75,9 @@
     }
   }
 
-  function setLabel(fieldset, selector, label, disabled) {
+  function setDisabled(fieldset, selector, disabled) {
     var button = fieldset.querySelector(selector);
-    if (!button) return;
-    button.setAttribute("aria-label", label);
-    button.disabled = disabled;
+    if (button) button.disabled = disabled;
   }
 
   // --- add / move / remove ---------------------------------------------------------------

@@ -73,10 +73,10 @@ def test_drafter_composes_three_messages_and_a_reviewer_approves(
     expect(preview.locator(".kw-card-button")).to_have_text("申請する")
 
     # Reorder with the keyboard-accessible buttons: the card moves up, names follow.
-    page.get_by_role("button", name="メッセージ 3 を上へ移動").click()
+    page.get_by_role("button", name=re.compile(r"上へ移動\s*（メッセージ 3）")).click()
     expect(preview.locator(".kw-chat-row").nth(1).locator(".kw-card")).to_have_count(1)
     expect(page.locator("#id_m-1-card_title")).to_have_value("参加申込")
-    page.get_by_role("button", name="メッセージ 2 を下へ移動").click()
+    page.get_by_role("button", name=re.compile(r"下へ移動\s*（メッセージ 2）")).click()
     expect(page.locator("#id_m-2-card_title")).to_have_value("参加申込")
 
     # The effective time and why, next to the time field.
@@ -181,3 +181,22 @@ def test_rejection_with_a_comment_returns_it_to_the_author(page, live_server, dr
     expect(page.locator("[data-testid=rejection]")).to_contain_text("申込期限を追記してください。")
     page.get_by_role("link", name="編集する").click()
     expect(page).to_have_url(re.compile(rf"/broadcasts/{broadcast.pk}/edit/$"))
+
+
+def test_compose_and_review_pages_are_accessible(
+    page, live_server, drafter, reviewer, line_sandbox
+):
+    from tests.fixtures.browser import assert_accessible
+
+    broadcast = pending_broadcast(drafter)
+    login_as(page, live_server, reviewer)
+    for target in (
+        url(live_server, "broadcasts:create"),
+        url(live_server, "broadcasts:detail", broadcast.pk),
+        url(live_server, "broadcasts:list"),
+        url(live_server, "broadcasts:review_queue"),
+        url(live_server, "broadcasts:templates"),
+        url(live_server, "broadcasts:cancel", broadcast.pk),
+    ):
+        page.goto(target)
+        assert_accessible(page)

@@ -13,7 +13,6 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
-
 @signals.worker_init.connect
 @signals.beat_init.connect
 def _preflight(**_kwargs: object) -> None:

@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from broadcasts.views import otp
 from broadcasts.webhook import line_webhook
 
 admin.site.site_header = f"{settings.ACCOUNT_NAME} {settings.ACCOUNT_ID} 管理"
@@ -11,6 +12,8 @@ admin.site.site_title = f"{settings.ACCOUNT_NAME} LINE 配信管理"
 urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/otp/setup/", otp.otp_setup, name="otp_setup"),
+    path("accounts/otp/verify/", otp.otp_verify, name="otp_verify"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("line/webhook/", line_webhook, name="line_webhook"),

@@ -5,6 +5,7 @@ services (with their permission checks and audit rows), never through a raw admi
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.http import HttpRequest
@@ -92,3 +93,130 @@ class DeliveryAdmin(ReadOnlyAdmin):
 class BroadcastEventAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "verb", "broadcast", "actor", "from_status", "to_status")
     list_filter = ("verb",)
+
+
+# --- the citizen side (issue 7): every change goes through an audited service ----------------
+
+
+class _MessagesForm(forms.ModelForm):
+    """Reply messages are LINE message JSON, checked like a broadcast's."""
+
+    def clean_messages(self):
+        from .services.citizens import reply_messages_check
+
+        value = self.cleaned_data["messages"]
+        problems = reply_messages_check(value)
+        if problems:
+            raise forms.ValidationError([f"{p.field}: {p.message}" for p in problems])
+        return value
+
+
+class _AuditedDeleteMixin:
+    """Bulk delete goes through the service one row at a time (one audit row each)."""
+
+    def delete_queryset(self, request, queryset) -> None:
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+
+@admin.register(models.AutoReplyRule)
+class AutoReplyRuleAdmin(_AuditedDeleteMixin, admin.ModelAdmin):
+    form = _MessagesForm
+    list_display = ("name", "match_type", "priority", "is_active", "active_from", "active_until")
+    list_filter = ("is_active", "match_type")
+    search_fields = ("name", "keywords")
+    ordering = ("priority", "id")
+
+    def save_model(self, request, obj, form, change) -> None:  # type: ignore[override]
+        from .services.citizens import auto_reply_rule_save
+
+        auto_reply_rule_save(rule=obj, actor=request.user)
+
+    def delete_model(self, request, obj) -> None:  # type: ignore[override]
+        from .services.citizens import auto_reply_rule_delete
+
+        auto_reply_rule_delete(rule=obj, actor=request.user)
+
+
+@admin.register(models.StandardReply)
+class StandardReplyAdmin(admin.ModelAdmin):
+    form = _MessagesForm
+    list_display = ("kind", "updated_at")
+    readonly_fields = ("kind",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # exactly two: the greeting and the default reply
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change) -> None:  # type: ignore[override]
+        from .services.citizens import standard_reply_save
+
+        standard_reply_save(reply=obj, actor=request.user)
+
+
+@admin.register(models.PublicNotice)
+class PublicNoticeAdmin(_AuditedDeleteMixin, admin.ModelAdmin):
+    list_display = ("title", "is_published", "published_at", "updated_at")
+    list_filter = ("is_published",)
+    readonly_fields = ("published_at",)
+
+    def save_model(self, request, obj, form, change) -> None:  # type: ignore[override]
+        from .services.citizens import public_notice_save
+
+        public_notice_save(notice=obj, actor=request.user)
+
+    def delete_model(self, request, obj) -> None:  # type: ignore[override]
+        from .services.citizens import public_notice_delete
+
+        public_notice_delete(notice=obj, actor=request.user)
+
+
+class RichMenuForm(forms.ModelForm):
+    image_file = forms.FileField(
+        label="画像", required=False, help_text="PNG か JPEG、2500×1686 か 2500×843、1MB 以下"
+    )
+
+    class Meta:
+        model = models.RichMenu
+        fields = ("name", "kind", "size", "chat_bar_text", "areas")
+
+    def clean(self):
+        from .services.richmenu import rich_menu_check
+
+        cleaned = super().clean()
+        upload = cleaned.get("image_file")
+        self.image_bytes = upload.read() if upload else None
+        menu = self.instance
+        for field in self.Meta.fields:
+            if field in cleaned:
+                setattr(menu, field, cleaned[field])
+        if self.image_bytes is not None:
+            menu.image = self.image_bytes
+        problems = rich_menu_check(menu, require_image=self.image_bytes is not None)
+        if problems:
+            raise forms.ValidationError([f"{p.field}: {p.message}" for p in problems])
+        return cleaned
+
+
+@admin.register(models.RichMenu)
+class RichMenuAdmin(admin.ModelAdmin):
+    form = RichMenuForm
+    list_display = ("name", "kind", "size", "is_line_default", "published_at")
+    readonly_fields = ("line_rich_menu_id", "published_at", "is_line_default")
+
+    def save_model(self, request, obj, form, change) -> None:  # type: ignore[override]
+        from .services.richmenu import rich_menu_save
+
+        rich_menu_save(menu=obj, actor=request.user, image=form.image_bytes)
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # the ordinary and the disaster menu are both always needed
+
+
+@admin.register(models.WebhookEvent)
+class WebhookEventAdmin(ReadOnlyAdmin):
+    list_display = ("received_at", "event_type", "line_user_id", "is_redelivery", "processed_at")
+    list_filter = ("event_type", "is_redelivery")
+    search_fields = ("webhook_event_id", "line_user_id")

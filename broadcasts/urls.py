@@ -2,6 +2,7 @@ from django.urls import path
 
 from .views import calendar, compose, dashboard, lists, review
 from .views import public as public_views
+from .views import richmenu as richmenu_views
 
 app_name = "broadcasts"
 
@@ -26,4 +27,9 @@ urlpatterns = [
     path("public/", public_views.account, name="public_account"),
     path("public/policy/", public_views.policy_page, name="public_policy"),
     path("public/qr.svg", public_views.qr_svg, name="public_qr"),
+    # rich menus, admins (issue 7)
+    path("richmenus/", richmenu_views.richmenu_list, name="richmenu_list"),
+    path("richmenus/switch/", richmenu_views.richmenu_switch, name="richmenu_switch"),
+    path("richmenus/<int:pk>/image/", richmenu_views.richmenu_image, name="richmenu_image"),
+    path("richmenus/<int:pk>/publish/", richmenu_views.richmenu_publish, name="richmenu_publish"),
 ]

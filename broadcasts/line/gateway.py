@@ -22,9 +22,11 @@ from linebot.v3.messaging import (
     BroadcastRequest,
     Configuration,
     MessagingApi,
+    MessagingApiBlob,
     MulticastRequest,
     PushMessageRequest,
     ReplyMessageRequest,
+    RichMenuRequest,
     ValidateMessageRequest,
 )
 from linebot.v3.messaging.exceptions import ApiException
@@ -206,6 +208,40 @@ class LineGateway:
 
     def bot_info(self) -> dict[str, Any]:
         return self._call(self._api.get_bot_info_with_http_info).data.to_dict()
+
+    # --- rich menus ------------------------------------------------------------------
+    def create_rich_menu(self, *, definition: dict[str, Any]) -> str:
+        """Create a rich menu (size, chatBarText, areas, ...); returns LINE's richMenuId."""
+        request = self._build(RichMenuRequest, definition)
+        return str(self._call(self._api.create_rich_menu_with_http_info, request).data.rich_menu_id)
+
+    def upload_rich_menu_image(
+        self, *, rich_menu_id: str, image: bytes, content_type: str, data_host: str
+    ) -> None:
+        """Image uploads go to the data API host (api-data.line.me)."""
+        self._call(
+            self._blob(data_host).set_rich_menu_image_with_http_info,
+            rich_menu_id,
+            image,
+            _headers={"Content-Type": content_type},
+        )
+
+    def set_default_rich_menu(self, *, rich_menu_id: str) -> None:
+        self._call(self._api.set_default_rich_menu_with_http_info, rich_menu_id)
+
+    def delete_rich_menu(self, *, rich_menu_id: str) -> None:
+        self._call(self._api.delete_rich_menu_with_http_info, rich_menu_id)
+
+    def _blob(self, data_host: str) -> MessagingApiBlob:
+        blob = getattr(self, "_blob_api", None)
+        if blob is None or getattr(self, "_blob_host", None) != data_host:
+            configuration = Configuration(
+                host=data_host.rstrip("/"), access_token=self._client.configuration.access_token
+            )
+            configuration.retries = 0
+            blob = self._blob_api = MessagingApiBlob(ApiClient(configuration))
+            self._blob_host = data_host
+        return blob
 
     # --- statistics (Insight API) ------------------------------------------------------
     def message_event(self, *, request_id: str) -> MessageEventStats:

@@ -245,3 +245,32 @@ def _delete_quietly(rich_menu_id: str) -> None:
         get_gateway().delete_rich_menu(rich_menu_id=rich_menu_id)
     except LineError as exc:
         logger.warning("could not delete rich menu %s on LINE: %s", rich_menu_id, exc)
+
+
+@transaction.atomic
+def rich_menu_save(*, menu: RichMenu, actor: User, image: bytes | None = None) -> RichMenu:
+    """Save a definition edited by an admin (and a new image, if given). Not yet on LINE:
+    publishing sends it."""
+    _require_admin(actor)
+    if image is not None:
+        problems = _check_image(image, menu.size)
+        if problems:
+            raise BroadcastInvalid(problems)
+        menu.image = image
+        menu.image_content_type = image_info(image).content_type  # type: ignore[union-attr]
+    problems = rich_menu_check(menu, require_image=False)
+    if problems:
+        raise BroadcastInvalid(problems)
+    created = menu.pk is None
+    menu.save()
+    audit_record(
+        verb="rich_menu_created" if created else "rich_menu_changed",
+        actor=actor,
+        data={
+            "id": menu.pk,
+            "kind": menu.kind,
+            "definition": rich_menu_definition(menu),
+            "new_image": image is not None,
+        },
+    )
+    return menu

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import calendar, compose, dashboard, lists, review
+from .views import calendar, calendar_grid, compose, dashboard, history, lists, review, stats
 from .views import public as public_views
 from .views import richmenu as richmenu_views
 
@@ -9,6 +9,22 @@ app_name = "broadcasts"
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
     path("calendar/", calendar.calendar_view, name="calendar"),
+    # dashboard and insight (issue 6)
+    path("dashboard/<slug:part>/", dashboard.dashboard_part, name="dashboard_part"),
+    path("categories.css", dashboard.category_css, name="category_css"),
+    path("calendar/month/", calendar_grid.calendar_month, name="calendar_month"),
+    path("calendar/week/", calendar_grid.calendar_week, name="calendar_week"),
+    path("stats/", stats.stats_overview, name="stats"),
+    path("stats/export.csv", stats.stats_csv, name="stats_csv"),
+    path("stats/refresh/", stats.stats_refresh, name="stats_refresh"),
+    path("broadcasts/<int:pk>/stats/", stats.broadcast_stats, name="broadcast_stats"),
+    path(
+        "broadcasts/<int:pk>/stats/refresh/",
+        stats.broadcast_stats_refresh,
+        name="broadcast_stats_refresh",
+    ),
+    path("history/", history.history, name="history"),
+    path("history/export.csv", history.history_csv, name="history_csv"),
     # compose and review (issue 4)
     path("broadcasts/", lists.broadcast_list, name="list"),
     path("broadcasts/new/", compose.broadcast_create_view, name="create"),

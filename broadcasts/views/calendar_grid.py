@@ -1,0 +1,188 @@
+"""The calendar as a picture: a month grid and a week grid (issue 6).
+
+Opening and closed days (with the reason), and the scheduled, sending and sent broadcasts of
+each day by category colour and name, each a link to the broadcast. No drag and drop: this is
+for looking; changes are made on the broadcast. Keyboard users move with Tab through the
+links and the previous/next links; each day is a table cell with its date as a header.
+
+Three queries whatever the number of broadcasts: overrides, the first few broadcasts of each
+day (a window function), the count per day. A busy day shows its first entries and
+"ほか N 件" linking to the list filtered to that day."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, F, Window
+from django.db.models.functions import RowNumber, TruncDate
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from ..models import Broadcast, CalendarOverride
+from ..schedule import JST, WEEKDAY_KANJI, Calendar, format_date, format_hm, jst_date
+
+PER_DAY = 6
+STATUSES = (Broadcast.Status.SCHEDULED, Broadcast.Status.SENDING, Broadcast.Status.SENT)
+# Sunday first, as on Japanese wall calendars.
+WEEKDAY_ORDER = (6, 0, 1, 2, 3, 4, 5)
+
+
+@dataclass
+class GridDay:
+    date: dt.date
+    label: str
+    in_month: bool
+    is_open: bool
+    closed_reason: str | None
+    is_override: bool
+    is_today: bool
+    entries: list[Broadcast] = field(default_factory=list)
+    total: int = 0
+
+    @property
+    def more(self) -> int:
+        return max(self.total - len(self.entries), 0)
+
+    @property
+    def iso(self) -> str:
+        return self.date.isoformat()
+
+
+def _week_start(d: dt.date) -> dt.date:
+    return d - dt.timedelta(days=(d.weekday() + 1) % 7)
+
+
+def grid_days(
+    start: dt.date, end: dt.date, *, today: dt.date, month: int | None = None
+) -> list[GridDay]:
+    """Every day from ``start`` to ``end`` with its status and its first broadcasts."""
+    overrides = {
+        o.date: (o.is_open, o.reason)
+        for o in CalendarOverride.objects.filter(date__range=(start, end))
+    }
+    calendar = Calendar.from_settings(overrides)
+    since = dt.datetime.combine(start, dt.time(0), tzinfo=JST)
+    until = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(0), tzinfo=JST)
+    in_range = Broadcast.objects.filter(
+        status__in=STATUSES, scheduled_for__gte=since, scheduled_for__lt=until
+    )
+    day = TruncDate("scheduled_for", tzinfo=JST)
+    totals = dict(in_range.annotate(day=day).values_list("day").annotate(n=Count("id")).order_by())
+    first = (
+        in_range.annotate(
+            day=day,
+            rank=Window(
+                RowNumber(),
+                partition_by=[day],
+                order_by=[F("scheduled_for").asc(), F("id").asc()],
+            ),
+        )
+        .filter(rank__lte=PER_DAY)
+        .prefetch_related("categories")
+        .order_by("scheduled_for", "id")
+    )
+    by_day: dict[dt.date, list[Broadcast]] = defaultdict(list)
+    for b in first:
+        by_day[b.day].append(b)  # type: ignore[attr-defined]
+    days = []
+    d = start
+    while d <= end:
+        reason = calendar.closed_reason(d)
+        days.append(
+            GridDay(
+                date=d,
+                label=format_date(d),
+                in_month=month is None or d.month == month,
+                is_open=reason is None,
+                closed_reason=reason,
+                is_override=d in overrides,
+                is_today=d == today,
+                entries=by_day.get(d, []),
+                total=totals.get(d, 0),
+            )
+        )
+        d += dt.timedelta(days=1)
+    return days
+
+
+def _weekday_headers() -> list[str]:
+    return [WEEKDAY_KANJI[i] for i in WEEKDAY_ORDER]
+
+
+def _window_text() -> str:
+    calendar = Calendar.from_settings()
+    return f"{format_hm(calendar.window_start)}〜{format_hm(calendar.window_end)}"
+
+
+def _check(request: HttpRequest) -> None:
+    if not request.user.has_perm("broadcasts.view_broadcast"):
+        raise PermissionDenied
+
+
+@require_GET
+def calendar_month(request: HttpRequest) -> HttpResponse:
+    """``?month=YYYY-MM`` (default: this month in JST)."""
+    _check(request)
+    today = jst_date(timezone.now())
+    try:
+        year, month = (int(x) for x in request.GET.get("month", "").split("-"))
+        first = dt.date(year, month, 1)
+    except ValueError:
+        first = today.replace(day=1)
+    next_month = (first + dt.timedelta(days=32)).replace(day=1)
+    last = next_month - dt.timedelta(days=1)
+    start = _week_start(first)
+    end = _week_start(last) + dt.timedelta(days=6)
+    days = grid_days(start, end, today=today, month=first.month)
+    weeks = [days[i : i + 7] for i in range(0, len(days), 7)]
+    previous = (first - dt.timedelta(days=1)).replace(day=1)
+    return render(
+        request,
+        "broadcasts/calendar_grid.html",
+        {
+            "mode": "month",
+            "title": f"{first.year}年{first.month}月",
+            "weeks": weeks,
+            "weekdays": _weekday_headers(),
+            "prev_query": f"month={previous:%Y-%m}",
+            "next_query": f"month={next_month:%Y-%m}",
+            "prev_label": f"{previous.year}年{previous.month}月",
+            "next_label": f"{next_month.year}年{next_month.month}月",
+            "window": _window_text(),
+        },
+    )
+
+
+@require_GET
+def calendar_week(request: HttpRequest) -> HttpResponse:
+    """``?week=YYYY-MM-DD`` (any day of the week; default: this week in JST)."""
+    _check(request)
+    today = jst_date(timezone.now())
+    try:
+        anchor = dt.date.fromisoformat(request.GET.get("week", ""))
+    except ValueError:
+        anchor = today
+    start = _week_start(anchor)
+    end = start + dt.timedelta(days=6)
+    days = grid_days(start, end, today=today)
+    previous, following = start - dt.timedelta(days=7), start + dt.timedelta(days=7)
+    return render(
+        request,
+        "broadcasts/calendar_grid.html",
+        {
+            "mode": "week",
+            "title": f"{format_date(start)}〜{format_date(end)}",
+            "weeks": [days],
+            "weekdays": _weekday_headers(),
+            "prev_query": f"week={previous.isoformat()}",
+            "next_query": f"week={following.isoformat()}",
+            "prev_label": f"{format_date(previous)}の週",
+            "next_label": f"{format_date(following)}の週",
+            "window": _window_text(),
+        },
+    )

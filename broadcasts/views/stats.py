@@ -1,0 +1,348 @@
+"""Statistics: how sends landed (LINE's numbers), per broadcast, over time and by category,
+and a CSV of sends and their numbers for the city's reports (issue 6).
+
+LINE's numbers are fetched in the background (``tasks_insight``) into ``BroadcastStats`` and
+``DailyStats``; these pages read only those rows. A fixed number of queries per page: the
+totals, the per-day and per-category figures are SQL aggregates, the table is paginated."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.db.models import Count, Q, Sum, Value
+from django.db.models.functions import Coalesce, TruncDate
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from .. import selectors_dashboard as dash
+from ..models import Broadcast, BroadcastStats, Category
+from ..schedule import JST, format_date, format_jst, jst_date
+
+PAGE_SIZE = 50
+DEFAULT_DAYS = 30
+MAX_DAYS = 731
+DELIVERED = Coalesce("stats__delivered", "recipient_count", Value(0))
+
+
+class StatsRangeForm(forms.Form):
+    date_from = forms.DateField(
+        label="開始日", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        label="終了日", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end and start > end:
+            raise forms.ValidationError("開始日は終了日より前にしてください。")
+        if start and end and (end - start).days > MAX_DAYS:
+            raise forms.ValidationError("期間は2年以内で指定してください。")
+        return data
+
+
+def _range(request: HttpRequest) -> tuple[StatsRangeForm, dt.date, dt.date]:
+    today = jst_date(timezone.now())
+    form = StatsRangeForm(request.GET or None)
+    data = form.cleaned_data if form.is_valid() else {}
+    end = data.get("date_to") or today
+    start = data.get("date_from") or end - dt.timedelta(days=DEFAULT_DAYS - 1)
+    return form, start, end
+
+
+def _check(request: HttpRequest) -> None:
+    if not request.user.has_perm("broadcasts.view_broadcast"):
+        raise PermissionDenied
+
+
+def _percent(part: int | None, whole: int | None) -> float | None:
+    if part is None or not whole:
+        return None
+    return round(part * 100 / whole, 1)
+
+
+# --- reads -------------------------------------------------------------------------------------
+
+
+def _in_range(start: dt.date, end: dt.date) -> Any:
+    return dash.sent_between(start, end)
+
+
+def per_day(start: dt.date, end: dt.date) -> list[dict[str, Any]]:
+    """Sends and people reached per JST day (one aggregate query, plus DailyStats)."""
+    rows = {
+        r["day"]: r
+        for r in _in_range(start, end)
+        .order_by()
+        .annotate(day=TruncDate("sent_at", tzinfo=JST))
+        .values("day")
+        .annotate(sends=Count("id"), delivered=Sum(DELIVERED))
+    }
+    daily = {d.date: d for d in dash.daily_between(start, end)}
+    out = []
+    d = start
+    while d <= end:
+        row, line = rows.get(d, {}), daily.get(d)
+        out.append(
+            {
+                "date": d,
+                "label": format_date(d),
+                "sends": row.get("sends", 0),
+                "delivered": row.get("delivered") or 0,
+                "followers": line.followers if line else None,
+                "blocks": line.blocks if line else None,
+                "line_delivered": (
+                    (line.broadcast_delivered or 0) + (line.multicast_delivered or 0)
+                    if line and (line.broadcast_delivered is not None)
+                    else None
+                ),
+            }
+        )
+        d += dt.timedelta(days=1)
+    return out
+
+
+def per_category(start: dt.date, end: dt.date) -> list[dict[str, Any]]:
+    """Sends, people reached and open rate per category (one aggregate query)."""
+    since = dt.datetime.combine(start, dt.time(0), tzinfo=JST)
+    until = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(0), tzinfo=JST)
+    sent = Q(
+        broadcast__status=Broadcast.Status.SENT,
+        broadcast__sent_at__gte=since,
+        broadcast__sent_at__lt=until,
+    )
+    known = sent & Q(broadcast__stats__unique_impression__isnull=False)
+    delivered = Coalesce("broadcast__stats__delivered", "broadcast__recipient_count", Value(0))
+    rows = Category.objects.annotate(
+        sends=Count("broadcast", filter=sent),
+        delivered=Sum(delivered, filter=sent),
+        impressions=Sum("broadcast__stats__unique_impression", filter=known),
+        known_delivered=Sum(delivered, filter=known),
+    ).order_by("sort_order", "id")
+    return [
+        {
+            "category": c,
+            "sends": c.sends,
+            "delivered": c.delivered or 0,
+            "impressions": c.impressions,
+            "open_rate": _percent(c.impressions, c.known_delivered),
+        }
+        for c in rows
+    ]
+
+
+# --- pages -------------------------------------------------------------------------------------
+
+
+@require_GET
+def stats_overview(request: HttpRequest) -> HttpResponse:
+    _check(request)
+    form, start, end = _range(request)
+    qs = _in_range(start, end)
+    totals = qs.order_by().aggregate(
+        sends=Count("id"),
+        delivered=Sum(DELIVERED),
+        impressions=Sum("stats__unique_impression"),
+        known=Sum(DELIVERED, filter=Q(stats__unique_impression__isnull=False)),
+        clicks=Sum("stats__unique_click"),
+    )
+    page = Paginator(qs.reverse(), PAGE_SIZE).get_page(request.GET.get("page"))
+    days = per_day(start, end)
+    categories = per_category(start, end)
+    chart = {
+        "days": {
+            "labels": [d["label"] for d in days],
+            "sends": [d["sends"] for d in days],
+            "delivered": [d["delivered"] for d in days],
+            "followers": [d["followers"] for d in days],
+        },
+        "categories": {
+            "labels": [c["category"].label for c in categories],
+            "colors": [c["category"].color for c in categories],
+            "sends": [c["sends"] for c in categories],
+            "delivered": [c["delivered"] for c in categories],
+        },
+    }
+    params = request.GET.copy()
+    params.pop("page", None)
+    return render(
+        request,
+        "broadcasts/stats.html",
+        {
+            "form": form,
+            "start": start,
+            "end": end,
+            "totals": totals,
+            "open_rate": _percent(totals["impressions"], totals["known"]),
+            "page": page,
+            "rows": [_row(b) for b in page.object_list],
+            "days": days,
+            "categories": categories,
+            "chart": chart,
+            "querystring": params.urlencode(),
+            "range_query": f"date_from={start.isoformat()}&date_to={end.isoformat()}",
+        },
+    )
+
+
+def _row(b: Broadcast) -> dict[str, Any]:
+    stats: BroadcastStats | None = getattr(b, "stats", None)
+    delivered = stats.delivered if stats and stats.delivered is not None else b.recipient_count
+    return {
+        "broadcast": b,
+        "stats": stats,
+        "delivered": delivered,
+        "open_rate": _percent(stats.unique_impression if stats else None, delivered),
+    }
+
+
+CSV_HEADER = [
+    "配信ID",
+    "件名",
+    "カテゴリ",
+    "配信対象",
+    "優先度",
+    "種別",
+    "担当課",
+    "起案者",
+    "配信完了日時（日本時間）",
+    "宛先数",
+    "配信数（LINE）",
+    "開封数",
+    "開封率（%）",
+    "クリック数",
+    "LINE 集計取得日時",
+]
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_rows(start: dt.date, end: dt.date) -> Iterator[list[Any]]:
+    qs = _in_range(start, end)
+    for b in qs.iterator(chunk_size=1000):
+        row = _row(b)
+        stats = row["stats"]
+        yield [
+            b.pk,
+            b.title,
+            "・".join(c.label for c in b.categories.all()),
+            b.get_audience_display(),
+            b.get_priority_display(),
+            b.get_kind_display(),
+            b.division or "",
+            b.author,
+            b.sent_at.astimezone(JST).strftime("%Y-%m-%d %H:%M") if b.sent_at else "",
+            b.recipient_count if b.recipient_count is not None else "",
+            row["delivered"] if row["delivered"] is not None else "",
+            stats.unique_impression if stats and stats.unique_impression is not None else "",
+            row["open_rate"] if row["open_rate"] is not None else "",
+            stats.unique_click if stats and stats.unique_click is not None else "",
+            stats.fetched_at.astimezone(JST).strftime("%Y-%m-%d %H:%M") if stats else "",
+        ]
+
+
+def csv_response(filename: str, header: list[str], rows: Iterator[list[Any]]) -> Any:
+    """A streamed CSV in UTF-8 with a BOM, so Excel opens the Japanese text correctly."""
+    writer = csv.writer(_Echo())
+
+    def lines() -> Iterator[str]:
+        yield "\ufeff" + writer.writerow(header)
+        for row in rows:
+            yield writer.writerow(row)
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@require_GET
+def stats_csv(request: HttpRequest) -> Any:
+    _check(request)
+    _form, start, end = _range(request)
+    return csv_response(
+        f"kashiwa-line-sends-{start:%Y%m%d}-{end:%Y%m%d}.csv",
+        CSV_HEADER,
+        _csv_rows(start, end),
+    )
+
+
+def _enqueue(task: Any, *args: Any) -> None:
+    transaction.on_commit(lambda: task.delay(*args))
+
+
+@require_POST
+def stats_refresh(request: HttpRequest) -> HttpResponse:
+    _check(request)
+    from .. import tasks
+
+    _enqueue(tasks.refresh_insight)
+    messages.success(
+        request, "LINE から最新の数値を取得しています。しばらくしてから再読み込みしてください。"
+    )
+    return redirect(reverse("broadcasts:stats") + "?" + request.POST.get("query", ""))
+
+
+def _broadcast(request: HttpRequest, pk: int) -> Broadcast:
+    _check(request)
+    broadcast = get_object_or_404(
+        Broadcast.objects.select_related("author", "division").prefetch_related("categories"),
+        pk=pk,
+    )
+    if broadcast.status == Broadcast.Status.DRAFT and broadcast.author_id != request.user.pk:
+        raise PermissionDenied
+    return broadcast
+
+
+@require_GET
+def broadcast_stats(request: HttpRequest, pk: int) -> HttpResponse:
+    """One broadcast's numbers: a page, or (for htmx) the panel alone to embed elsewhere."""
+    broadcast = _broadcast(request, pk)
+    stats = BroadcastStats.objects.filter(broadcast=broadcast).first()
+    row = _row_with(broadcast, stats)
+    context = {"broadcast": broadcast, **row, "sent_at": broadcast.sent_at}
+    if broadcast.sent_at:
+        context["sent_label"] = format_jst(broadcast.sent_at)
+    template = "broadcasts/stats_panel.html"
+    if not request.headers.get("HX-Request"):
+        template = "broadcasts/stats_broadcast.html"
+    return render(request, template, context)
+
+
+def _row_with(b: Broadcast, stats: BroadcastStats | None) -> dict[str, Any]:
+    delivered = stats.delivered if stats and stats.delivered is not None else b.recipient_count
+    return {
+        "stats": stats,
+        "delivered": delivered,
+        "open_rate": _percent(stats.unique_impression if stats else None, delivered),
+        "click_rate": _percent(stats.unique_click if stats else None, delivered),
+    }
+
+
+@require_POST
+def broadcast_stats_refresh(request: HttpRequest, pk: int) -> HttpResponse:
+    broadcast = _broadcast(request, pk)
+    if broadcast.status != Broadcast.Status.SENT:
+        messages.error(request, "配信済みの配信だけ LINE の数値を取得できます。")
+    else:
+        from .. import tasks
+
+        _enqueue(tasks.refresh_broadcast_stats, broadcast.pk)
+        messages.success(
+            request, "LINE から最新の数値を取得しています。しばらくしてから再読み込みしてください。"
+        )
+    return redirect("broadcasts:broadcast_stats", pk=pk)

@@ -403,6 +403,16 @@ class BroadcastForm(forms.Form):
         help_text=_("緊急配信は時間帯にかかわらず直ちに送信され、承認者の承認が必要です。"),
     )
     notify = forms.BooleanField(label=_("プッシュ通知する"), required=False, initial=True)
+    # 本番 or 訓練 (drill). Fixed when the broadcast is created; a drill reaches staff only.
+    kind = forms.ChoiceField(
+        choices=[
+            (Broadcast.Kind.LIVE, Broadcast.Kind.LIVE.label),
+            (Broadcast.Kind.DRILL, Broadcast.Kind.DRILL.label),
+        ],
+        initial=Broadcast.Kind.LIVE,
+        required=False,
+        widget=forms.HiddenInput,
+    )
 
     def __init__(self, *args: Any, now: dt.datetime | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -419,10 +429,22 @@ class BroadcastForm(forms.Form):
             "priority": broadcast.priority,
             "emergency_reason": broadcast.emergency_reason,
             "notify": not broadcast.notification_disabled,
+            "kind": broadcast.kind,
         }
+
+    @property
+    def is_drill(self) -> bool:
+        return str(self["kind"].value() or "") == Broadcast.Kind.DRILL
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        if data.get("kind") == Broadcast.Kind.DRILL:
+            # What the service enforces anyway: staff only, the emergency flow, a reason.
+            data["audience"] = Broadcast.Audience.STAFF_TEST
+            data["priority"] = Broadcast.Priority.EMERGENCY
+            data["emergency_reason"] = (data.get("emergency_reason") or "").strip() or "訓練"
+        else:
+            data["kind"] = Broadcast.Kind.LIVE
         if data.get("timing") == TIMING_AT:
             requested = data.get("requested_at")
             if requested is None and "requested_at" not in self.errors:
@@ -507,6 +529,26 @@ class ApproveForm(_DistinctIds):
     seen_hash = forms.CharField(widget=forms.HiddenInput, max_length=64)
     comment = forms.CharField(
         label=_("コメント（任意）"), required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+
+class EmergencyApproveForm(_DistinctIds):
+    """The supervisor's confirmation of an emergency (or drill) approval."""
+
+    id_prefix = "emergency"
+
+    seen_hash = forms.CharField(widget=forms.HiddenInput, max_length=64)
+    typed_count = forms.CharField(
+        label=_("受信者数を入力してください（確認のため）"),
+        max_length=20,
+        error_messages={"required": _("画面に表示されている受信者数を入力してください。")},
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
+    )
+    comment = forms.CharField(
+        label=_("コメント（任意）"), required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    switch_rich_menu = forms.BooleanField(
+        label=_("災害用リッチメニューに切り替える"), required=False
     )
 
 

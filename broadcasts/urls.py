@@ -1,6 +1,7 @@
 from django.urls import path
 
 from .views import calendar, calendar_grid, compose, dashboard, history, lists, review, stats
+from .views import emergency as emergency_views
 from .views import public as public_views
 from .views import richmenu as richmenu_views
 
@@ -39,6 +40,18 @@ urlpatterns = [
     path("broadcasts/<int:pk>/reject/", review.reject, name="reject"),
     path("broadcasts/<int:pk>/cancel/", review.cancel, name="cancel"),
     path("broadcasts/<int:pk>/test-send/", review.test_send, name="test_send"),
+    # the emergency path (issue 5)
+    path(
+        "broadcasts/<int:pk>/emergency/approve/",
+        emergency_views.emergency_approve,
+        name="emergency_approve",
+    ),
+    path(
+        "broadcasts/<int:pk>/emergency/withdraw/",
+        emergency_views.emergency_withdraw,
+        name="emergency_withdraw",
+    ),
+    path("broadcasts/<int:pk>/follow-up/<str:kind>/", emergency_views.follow_up, name="follow_up"),
     # public pages, no login (issue 7)
     path("public/", public_views.account, name="public_account"),
     path("public/policy/", public_views.policy_page, name="public_policy"),

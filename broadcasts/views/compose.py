@@ -177,8 +177,11 @@ def _compose_context(
             "id": f"id_audience_{index}",
         }
         for index, (value, label) in enumerate(Broadcast.Audience.choices)
+        # A drill reaches staff test recipients only: the one choice shown.
+        if not form.is_drill or value == Broadcast.Audience.STAFF_TEST
     ]
     return {
+        "is_drill": form.is_drill,
         "form": form,
         "formset": formset,
         "broadcast": broadcast,
@@ -211,7 +214,11 @@ def broadcast_create_view(request: HttpRequest) -> HttpResponse:
         form_ok, formset_ok = form.is_valid(), formset.is_valid()
         if form_ok and formset_ok:
             try:
-                broadcast = broadcast_create(author=request.user, **form.service_kwargs(formset))
+                broadcast = broadcast_create(
+                    author=request.user,
+                    kind=form.cleaned_data["kind"],
+                    **form.service_kwargs(formset),
+                )
             except BroadcastInvalid as exc:
                 apply_service_problems(form, formset, exc.problems)
             else:
@@ -228,6 +235,15 @@ def broadcast_create_view(request: HttpRequest) -> HttpResponse:
         )
         initial_messages = source.messages
         initial["categories"] = list(source.categories.all())
+    if request.GET.get("kind") == Broadcast.Kind.DRILL:
+        initial.update(
+            kind=Broadcast.Kind.DRILL,
+            audience=Broadcast.Audience.STAFF_TEST,
+            priority=Broadcast.Priority.EMERGENCY,
+            emergency_reason="訓練",
+        )
+        initial.setdefault("categories", list(Category.objects.filter(code="disaster_crime")))
+        initial["title"] = "【訓練】緊急配信訓練"
     form = BroadcastForm(initial=initial)
     formset = message_formset(messages=initial_messages)
     return _render_compose(

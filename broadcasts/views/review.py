@@ -37,6 +37,7 @@ from ..services import (
 from ..services.lifecycle import ACTION_LABELS
 from ..services.scheduling import schedule_for
 from .compose import _broadcast_or_404
+from .emergency import emergency_context
 
 S = Broadcast.Status
 VERB_LABELS = {
@@ -177,7 +178,10 @@ def _detail_context(
         "can_submit": permissions.can_submit(user, broadcast)
         and broadcast.status in {S.DRAFT, S.REJECTED},
         "can_withdraw": is_author and pending,
-        "can_approve": pending and permissions.can_approve(user, broadcast),
+        # Emergencies are approved on their own screen (emergency.emergency_approve).
+        "can_approve": pending
+        and not broadcast.is_emergency
+        and permissions.can_approve(user, broadcast),
         "can_reject": pending and permissions.can_review(user) and not is_author,
         "can_cancel": broadcast.status in PRE_SEND and permissions.can_cancel(user, broadcast),
         "can_test_send": broadcast.status in {S.DRAFT, S.REJECTED, S.PENDING_REVIEW}
@@ -188,6 +192,7 @@ def _detail_context(
         and broadcast.is_emergency
         and not is_author
         and not permissions.can_approve(user, broadcast),
+        **emergency_context(request, broadcast),
     }
 
 
@@ -236,6 +241,14 @@ def approve(request: HttpRequest, pk: int) -> HttpResponse:
         if broadcast.author_id == request.user.pk:
             raise permissions.BroadcastPermissionDenied("自分が起案した配信は承認できません。")
         raise permissions.BroadcastPermissionDenied("この配信を承認する権限がありません。")
+    if broadcast.is_emergency:
+        # Never without the typed count and a fresh second factor: only on its own screen.
+        messages.error(
+            request,
+            "緊急配信・訓練はこの画面では承認できません。「緊急承認へ」から、受信者数の入力と"
+            "二要素認証を行って承認してください。",
+        )
+        return redirect("broadcasts:detail", pk=pk)
     form = ApproveForm(request.POST)
     if not form.is_valid():
         messages.error(request, "確認した内容を特定できません。ページを再読み込みしてください。")

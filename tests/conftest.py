@@ -1,7 +1,21 @@
 """Shared fixtures. Each area keeps its fixtures in ``tests/fixtures/<area>.py``."""
 
+import pytest
+
 pytest_plugins = [
     "tests.fixtures.users",
     "tests.fixtures.sandbox",
     "tests.fixtures.browser",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _celery_conf_restored():
+    """Celery reads Django settings once, lazily: a test that makes tasks eager or changes
+    the broker must not leave that behind for the next test."""
+    from kashiwa.celery import app
+
+    before = {key: app.conf[key] for key in ("task_always_eager", "broker_url")}
+    yield
+    for key, value in before.items():
+        app.conf[key] = value

@@ -243,6 +243,7 @@ def test_redis_restart_with_scheduled_and_sending_broadcasts(
     settings.CELERY_BROKER_URL = private_redis.url
     from kashiwa.celery import app
 
+    # (tests/conftest.py restores the app's broker after the test)
     app.conf.broker_url = private_redis.url
     app.conf.broker_transport_options = {"visibility_timeout": 3600}
     stack = Stack(tmp_path, line_sandbox.url, private_redis.url)
@@ -284,7 +285,6 @@ def test_redis_restart_with_scheduled_and_sending_broadcasts(
         )
     finally:
         stack.stop_all()
-        app.conf.broker_url = None
     per_message: Counter[tuple[str, str]] = Counter()
     for delivery in line_sandbox.state.deliveries(endpoint=MULTICAST):
         text = delivery.messages[0]["text"]

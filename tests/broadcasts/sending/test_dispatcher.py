@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import Counter
 
 import pytest
 from django.db import connection
@@ -10,7 +11,7 @@ from django.db import connection
 from broadcasts import services
 from broadcasts.models import Broadcast, BroadcastEvent, CalendarOverride
 
-from .helpers import approved_broadcast, jst
+from .helpers import approved_broadcast, jst, make_followers
 
 S = Broadcast.Status
 
@@ -106,24 +107,39 @@ def test_stalled_send_is_handed_to_another_worker(drafter, reviewer, settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_dispatchers_racing_claim_each_broadcast_once(drafter, reviewer):
+def test_two_dispatchers_racing_over_200_due_broadcasts_send_each_once(
+    drafter, reviewer, line_sandbox, time_machine, django_capture_on_commit_callbacks
+):
     now = jst(2026, 12, 1, 10, 0)
+    time_machine.move_to(now, tick=True)
+    staff = line_sandbox.staff_ids()
+    make_followers(staff, ["childcare_education"], staff=len(staff))
     ids = [
-        approved_broadcast(author=drafter, approver=reviewer, now=now, title=f"#{i}").pk
+        approved_broadcast(
+            author=drafter,
+            approver=reviewer,
+            now=now,
+            title=f"#{i}",
+            text=f"お知らせ {i}",
+            audience=Broadcast.Audience.STAFF_TEST,
+        ).pk
         for i in range(200)
     ]
     claimed: list[list[int]] = []
     barrier = threading.Barrier(2)
 
-    def run() -> None:
+    def dispatcher() -> None:
+        """One dispatcher that sends what it claims, as its worker would."""
         barrier.wait()
         mine: list[int] = []
         for _ in range(10):
             mine += services.broadcasts_dispatch_due(now=now, limit=25).claimed
+        for pk in mine:
+            services.broadcast_send(broadcast_id=pk)
         claimed.append(mine)
         connection.close()
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
+    threads = [threading.Thread(target=dispatcher) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
@@ -133,4 +149,10 @@ def test_two_dispatchers_racing_claim_each_broadcast_once(drafter, reviewer):
     assert len(set(everything)) == len(everything)  # ...exactly once
     if connection.vendor == "postgresql":
         assert claimed[0] and claimed[1]  # both did work side by side (skip_locked)
-    assert Broadcast.objects.filter(status=S.SENDING).count() == 200
+    assert Broadcast.objects.filter(status=S.SENT).count() == 200
+    # The sandbox saw each broadcast's text exactly once per staff recipient.
+    texts = Counter(
+        (uid, d.messages[0]["text"]) for d in line_sandbox.deliveries() for uid in d.recipients
+    )
+    assert len(texts) == 200 * len(staff)
+    assert set(texts.values()) == {1}

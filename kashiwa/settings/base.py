@@ -162,6 +162,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=env.get_int("DISPATCH_INTERVAL_SECONDS", 5)),
         "options": {"expires": 30},
     },
+    # Webhook events stored while the broker was down, or whose worker died (issue 7).
+    "process-pending-webhook-events": {
+        "task": "broadcasts.tasks_citizens.process_pending_webhook_events",
+        "schedule": timedelta(seconds=30),
+        "options": {"expires": 25},
+    },
+    # Processed webhook events are deleted after 30 days (policy 10).
+    "purge-webhook-events": {
+        "task": "broadcasts.tasks_citizens.purge_webhook_events",
+        "schedule": timedelta(hours=6),
+        "options": {"expires": 600},
+    },
     "refresh-insight": {
         "task": "broadcasts.tasks.refresh_insight",
         "schedule": timedelta(hours=1),

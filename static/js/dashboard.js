@@ -1,7 +1,9 @@
 /*
  * Dashboard live updates. htmx polls each section (hx-trigger="every Ns"); this file only
  * skips polls while the tab is hidden, and polls once at once when it becomes visible again,
- * so an idle background tab does not keep the server busy.
+ * so an idle background tab does not keep the server busy. When the session has ended (a poll
+ * was answered with the login page), it reloads the page instead of showing the login form
+ * inside a section.
  */
 (function () {
   "use strict";
@@ -10,6 +12,14 @@
     var elt = event.detail && event.detail.elt;
     if (document.hidden && elt && elt.hasAttribute("data-kw-poll")) {
       event.preventDefault();
+    }
+  });
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var xhr = event.detail && event.detail.xhr;
+    if (xhr && xhr.responseURL && xhr.responseURL.indexOf("/accounts/login/") !== -1) {
+      event.detail.shouldSwap = false;
+      window.location.reload();
     }
   });
 

@@ -429,7 +429,8 @@ class BroadcastForm(forms.Form):
             "priority": broadcast.priority,
             "emergency_reason": broadcast.emergency_reason,
             "notify": not broadcast.notification_disabled,
-            "kind": broadcast.kind,
+            # 訂正/取消 follow-ups are live (or drill) broadcasts as far as this form goes.
+            "kind": Broadcast.Kind.DRILL if broadcast.is_drill else Broadcast.Kind.LIVE,
         }
 
     @property

@@ -243,7 +243,7 @@ def broadcast_create_view(request: HttpRequest) -> HttpResponse:
             emergency_reason="訓練",
         )
         initial.setdefault("categories", list(Category.objects.filter(code="disaster_crime")))
-        initial["title"] = "【訓練】緊急配信訓練"
+        initial["title"] = "緊急配信訓練"
     form = BroadcastForm(initial=initial)
     formset = message_formset(messages=initial_messages)
     return _render_compose(

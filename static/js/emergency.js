@@ -18,8 +18,18 @@
       .replace(/[^0-9]/g, "");
   }
 
+  // The server's error about the previous attempt no longer applies once the value changes.
+  var serverError = form.querySelector("[data-testid=typed-count-error]");
+  var posted = input ? input.value : "";
+
   function update() {
     if (!input || !status) return;
+    if (serverError && input.value !== posted) {
+      serverError.classList.remove("d-block");
+      serverError.classList.add("d-none");
+      input.classList.remove("is-invalid");
+      input.setAttribute("aria-describedby", "kw-ea-typed-help");
+    }
     var typed = digits(input.value);
     status.classList.remove("is-match", "is-mismatch");
     if (!typed) {

@@ -5,6 +5,7 @@ from django.urls import include, path
 
 from broadcasts.views import otp
 from broadcasts.webhook import line_webhook
+from kashiwa.health import healthz
 
 admin.site.site_header = f"{settings.ACCOUNT_NAME} {settings.ACCOUNT_ID} 管理"
 admin.site.site_title = f"{settings.ACCOUNT_NAME} LINE 配信管理"
@@ -15,6 +16,7 @@ urlpatterns = [
     path("accounts/otp/setup/", otp.otp_setup, name="otp_setup"),
     path("accounts/otp/verify/", otp.otp_verify, name="otp_verify"),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("line/webhook/", line_webhook, name="line_webhook"),
     path("", include("broadcasts.urls")),

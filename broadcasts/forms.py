@@ -612,14 +612,15 @@ class BroadcastFilterForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        from .models import Division, User
+        from django.db.models import Exists, OuterRef
+
+        from .models import Broadcast, Division, User
 
         self.fields["division"].queryset = Division.objects.all()
-        self.fields["author"].queryset = (
-            User.objects.filter(authored_broadcasts__isnull=False)
-            .distinct()
-            .order_by("last_name", "username")
-        )
+        # A semi-join (EXISTS), not a DISTINCT over every broadcast: stays fast at 100k rows.
+        self.fields["author"].queryset = User.objects.filter(
+            Exists(Broadcast.objects.filter(author=OuterRef("pk")))
+        ).order_by("last_name", "username")
 
 
 TEXT_LIMIT = MAX_TEXT_UTF16

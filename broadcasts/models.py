@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -188,6 +189,14 @@ class Broadcast(models.Model):
         indexes = [
             models.Index(fields=["status", "scheduled_for"], name="broadcast_due_idx"),
             models.Index(fields=["status", "lease_expires_at"], name="broadcast_lease_idx"),
+            # The list's order: when it went or will go out, newest first (issue 6 bench).
+            models.Index(
+                Coalesce("sent_at", "scheduled_for", "requested_at", "created_at").desc(),
+                F("id").desc(),
+                name="broadcast_when_idx",
+            ),
+            # Statistics: sends by day over a date range.
+            models.Index(fields=["status", "sent_at"], name="broadcast_sent_idx"),
         ]
         constraints = [
             # Four eyes: nobody approves their own broadcast (also checked in services).

@@ -17,8 +17,11 @@ from django.utils import timezone
 from broadcasts.models import Broadcast, CalendarOverride
 from broadcasts.permissions import can_administer
 from broadcasts.schedule import JST, Calendar, format_date, format_hm, format_jst, jst_date
+from broadcasts.selectors_dashboard import scheduled_per_day
 
 CALENDAR_DAYS = 60
+# A busy day shows its first entries and "ほか N 件" (keeps the page fast with many sends).
+CALENDAR_PER_DAY = 10
 CALENDAR_STATUSES = (
     Broadcast.Status.SCHEDULED,
     Broadcast.Status.SENDING,
@@ -66,6 +69,11 @@ class CalendarDay:
     override: CalendarOverride | None
     is_today: bool
     entries: list[CalendarEntry] = field(default_factory=list)
+    total: int = 0
+
+    @property
+    def more(self) -> int:
+        return max(self.total - len(self.entries), 0)
 
     @property
     def iso(self) -> str:
@@ -77,11 +85,13 @@ def calendar_days(*, today: date, days: int = CALENDAR_DAYS) -> list[CalendarDay
     overrides = calendar_overrides_between(today, end)
     calendar = Calendar.from_settings({d: (o.is_open, o.reason) for d, o in overrides.items()})
     by_day: dict[date, list[CalendarEntry]] = defaultdict(list)
-    for broadcast in broadcasts_scheduled_between(today, end):
-        if broadcast.scheduled_for is None:  # excluded by the filter; keeps the types honest
-            continue
-        entry = CalendarEntry(broadcast, format_jst(broadcast.scheduled_for, with_date=False))
-        by_day[jst_date(broadcast.scheduled_for)].append(entry)
+    firsts, totals = scheduled_per_day(today, end, per_day=CALENDAR_PER_DAY)
+    for day_broadcasts in firsts.values():
+        for broadcast in day_broadcasts:
+            if broadcast.scheduled_for is None:  # excluded by the filter; keeps types honest
+                continue
+            entry = CalendarEntry(broadcast, format_jst(broadcast.scheduled_for, with_date=False))
+            by_day[jst_date(broadcast.scheduled_for)].append(entry)
     result = []
     for offset in range(days):
         d = today + timedelta(days=offset)
@@ -95,6 +105,7 @@ def calendar_days(*, today: date, days: int = CALENDAR_DAYS) -> list[CalendarDay
                 override=overrides.get(d),
                 is_today=offset == 0,
                 entries=by_day.get(d, []),
+                total=totals.get(d, 0),
             )
         )
     return result

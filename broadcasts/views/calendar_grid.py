@@ -12,22 +12,19 @@ day (a window function), the count per day. A busy day shows its first entries a
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, F, Window
-from django.db.models.functions import RowNumber, TruncDate
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from .. import selectors_dashboard as dash
 from ..models import Broadcast, CalendarOverride
-from ..schedule import JST, WEEKDAY_KANJI, Calendar, format_date, format_hm, jst_date
+from ..schedule import WEEKDAY_KANJI, Calendar, format_date, format_hm, jst_date
 
 PER_DAY = 6
-STATUSES = (Broadcast.Status.SCHEDULED, Broadcast.Status.SENDING, Broadcast.Status.SENT)
 # Sunday first, as on Japanese wall calendars.
 WEEKDAY_ORDER = (6, 0, 1, 2, 3, 4, 5)
 
@@ -66,29 +63,7 @@ def grid_days(
         for o in CalendarOverride.objects.filter(date__range=(start, end))
     }
     calendar = Calendar.from_settings(overrides)
-    since = dt.datetime.combine(start, dt.time(0), tzinfo=JST)
-    until = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(0), tzinfo=JST)
-    in_range = Broadcast.objects.filter(
-        status__in=STATUSES, scheduled_for__gte=since, scheduled_for__lt=until
-    )
-    day = TruncDate("scheduled_for", tzinfo=JST)
-    totals = dict(in_range.annotate(day=day).values_list("day").annotate(n=Count("id")).order_by())
-    first = (
-        in_range.annotate(
-            day=day,
-            rank=Window(
-                RowNumber(),
-                partition_by=[day],
-                order_by=[F("scheduled_for").asc(), F("id").asc()],
-            ),
-        )
-        .filter(rank__lte=PER_DAY)
-        .prefetch_related("categories")
-        .order_by("scheduled_for", "id")
-    )
-    by_day: dict[dt.date, list[Broadcast]] = defaultdict(list)
-    for b in first:
-        by_day[b.day].append(b)  # type: ignore[attr-defined]
+    by_day, totals = dash.scheduled_per_day(start, end, per_day=PER_DAY)
     days = []
     d = start
     while d <= end:

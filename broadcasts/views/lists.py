@@ -81,7 +81,8 @@ def broadcasts_for_list(user: User, *, tab: str, filters: dict[str, Any]) -> Que
             Q(title__icontains=q) | Q(messages__icontains=q) | Q(messages__icontains=escaped)
         )
     if filters.get("category"):
-        qs = qs.filter(categories=filters["category"])
+        # Only this filter joins the categories (one row per category): deduplicate then.
+        qs = qs.filter(categories=filters["category"]).distinct()
     if filters.get("division"):
         qs = qs.filter(division=filters["division"])
     if filters.get("author"):
@@ -94,8 +95,7 @@ def broadcasts_for_list(user: User, *, tab: str, filters: dict[str, Any]) -> Que
         end = datetime.combine(filters["date_to"] + timedelta(days=1), time(0), tzinfo=JST)
         qs = qs.filter(when__lt=end)
     return (
-        qs.distinct()
-        .select_related("author", "division", "approved_by")
+        qs.select_related("author", "division", "approved_by")
         .prefetch_related("categories")
         .order_by("-when", "-id")
     )

@@ -123,8 +123,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
             response = Response(500, {"message": "Internal server error"})
         if response.status >= 400 and isinstance(response.body, dict):
             note = str(response.body.get("message", ""))
-        self._write(req, response)
+        # Logged before the answer is written: a client that has its answer can rely on
+        # the request being in the log (tests read it right after the call returns).
         self._log(req, response.status, started, note)
+        self._write(req, response)
 
     def _log(self, req: Request, status: int, started: float, note: str) -> None:
         if not req.path.startswith("/v2/"):

@@ -10,6 +10,13 @@ from django.contrib.auth.management import create_permissions
 
 from .roles import CATEGORIES, GROUP_PERMISSIONS
 
+# The link allowlist starts with the city's own domains (admins may add more).
+CITY_DOMAINS = (
+    ("city.kashiwa.lg.jp", "柏市公式ホームページ"),
+    ("www.city.kashiwa.lg.jp", "柏市公式ホームページ"),
+    ("kashiwa.lg.jp", "柏市（地方公共団体ドメイン）"),
+)
+
 
 def seed_categories_and_groups(apps: Any) -> None:
     # Permissions are normally created after migrate; make sure they exist now.
@@ -42,3 +49,19 @@ def seed_categories_and_groups(apps: Any) -> None:
                 Permission.objects.get(content_type__app_label=app_label, codename=codename)
             )
         group.permissions.set(wanted)
+
+
+def seed_allowed_domains(apps: Any) -> None:
+    AllowedDomain = apps.get_model("broadcasts", "AllowedDomain")
+    for domain, note in CITY_DOMAINS:
+        AllowedDomain.objects.get_or_create(domain=domain, defaults={"note": note})
+
+
+def seed_all(apps: Any) -> None:
+    """Everything the data migrations seed, for tests whose database is flushed between
+    tests (transactional and live-server tests)."""
+    from .citizen_defaults import seed_citizen_side
+
+    seed_categories_and_groups(apps)
+    seed_allowed_domains(apps)
+    seed_citizen_side(apps)

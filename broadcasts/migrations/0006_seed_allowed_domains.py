@@ -2,17 +2,11 @@
 
 from django.db import migrations
 
-CITY_DOMAINS = (
-    ("city.kashiwa.lg.jp", "柏市公式ホームページ"),
-    ("www.city.kashiwa.lg.jp", "柏市公式ホームページ"),
-    ("kashiwa.lg.jp", "柏市（地方公共団体ドメイン）"),
-)
+from broadcasts.seed import CITY_DOMAINS, seed_allowed_domains
 
 
 def seed(apps, schema_editor):
-    AllowedDomain = apps.get_model("broadcasts", "AllowedDomain")
-    for domain, note in CITY_DOMAINS:
-        AllowedDomain.objects.get_or_create(domain=domain, defaults={"note": note})
+    seed_allowed_domains(apps)
 
 
 def unseed(apps, schema_editor):

@@ -21,7 +21,7 @@ from broadcasts.selectors_dashboard import scheduled_per_day
 
 CALENDAR_DAYS = 60
 # A busy day shows its first entries and "ほか N 件" (keeps the page fast with many sends).
-CALENDAR_PER_DAY = 10
+CALENDAR_PER_DAY = 5
 CALENDAR_STATUSES = (
     Broadcast.Status.SCHEDULED,
     Broadcast.Status.SENDING,

@@ -24,7 +24,7 @@ from .. import selectors_dashboard as dash
 from ..models import Broadcast, CalendarOverride
 from ..schedule import WEEKDAY_KANJI, Calendar, format_date, format_hm, jst_date
 
-PER_DAY = 6
+PER_DAY = 4
 # Sunday first, as on Japanese wall calendars.
 WEEKDAY_ORDER = (6, 0, 1, 2, 3, 4, 5)
 

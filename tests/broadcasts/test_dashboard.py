@@ -332,8 +332,8 @@ def test_month_grid_caps_busy_days(client, reviewer, frozen, django_assert_max_n
     with django_assert_max_num_queries(len(few.captured_queries)):
         html = client.get(url).content.decode()
     cell = html.split('id="grid-2026-11-30"')[1].split("</td>")[0]
-    assert cell.count("data-broadcast=") == 6
-    assert "ほか 3 件" in cell
+    assert cell.count("data-broadcast=") == 4
+    assert "ほか 5 件" in cell
 
 
 def test_week_grid(client, reviewer, frozen):

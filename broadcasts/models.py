@@ -226,6 +226,18 @@ class Broadcast(models.Model):
     def is_drill(self) -> bool:
         return self.kind == self.Kind.DRILL
 
+    @property
+    def progress_percent(self) -> int:
+        """Share of this send's LINE requests that LINE has accepted."""
+        if not self.deliveries_total:
+            return 0
+        return round(100 * self.deliveries_accepted / self.deliveries_total)
+
+    @property
+    def progress_step(self) -> int:
+        """``progress_percent`` rounded to 5, for the CSS width classes (no style attributes)."""
+        return 5 * round(self.progress_percent / 5)
+
 
 class Delivery(models.Model):
     """One LINE API request of a broadcast, created (and committed) before the call is made.

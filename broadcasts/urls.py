@@ -1,6 +1,16 @@
 from django.urls import path
 
-from .views import calendar, calendar_grid, compose, dashboard, history, lists, review, stats
+from .views import (
+    calendar,
+    calendar_grid,
+    compose,
+    dashboard,
+    history,
+    lists,
+    progress,
+    review,
+    stats,
+)
 from .views import emergency as emergency_views
 from .views import public as public_views
 from .views import richmenu as richmenu_views
@@ -34,6 +44,7 @@ urlpatterns = [
     path("broadcasts/review/", lists.review_queue, name="review_queue"),
     path("broadcasts/<int:pk>/", review.broadcast_detail, name="detail"),
     path("broadcasts/<int:pk>/edit/", compose.broadcast_edit_view, name="edit"),
+    path("broadcasts/<int:pk>/progress/", progress.progress, name="progress"),
     path("broadcasts/<int:pk>/submit/", review.submit, name="submit"),
     path("broadcasts/<int:pk>/withdraw/", review.withdraw, name="withdraw"),
     path("broadcasts/<int:pk>/approve/", review.approve, name="approve"),

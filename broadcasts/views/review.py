@@ -151,9 +151,6 @@ def _detail_context(
     rejection = None
     if broadcast.status == S.REJECTED:
         rejection = next((e for e in reversed(events) if e.verb == "reject"), None)
-    progress = 0
-    if broadcast.deliveries_total:
-        progress = round(100 * broadcast.deliveries_accepted / broadcast.deliveries_total)
     return {
         "broadcast": broadcast,
         "categories": list(broadcast.categories.all()),
@@ -163,8 +160,9 @@ def _detail_context(
         "checklist": checklist,
         "checklist_has_errors": checklist is not None and checks.has_errors(checklist),
         "diff": diff,
-        "progress": progress,
-        "progress_step": 5 * round(progress / 5),
+        "progress": broadcast.progress_percent,
+        "progress_step": broadcast.progress_step,
+        "progress_polling": broadcast.status == Broadcast.Status.SENDING,
         "rejection": rejection,
         "rejection_when": format_jst(rejection.created_at) if rejection else "",
         "seen_hash": compute_hash(broadcast),

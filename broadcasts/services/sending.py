@@ -396,7 +396,7 @@ def _call(gateway: LineGateway, broadcast: Broadcast, delivery: Delivery) -> Sen
 
 def _record_accepted(broadcast: Broadcast, delivery: Delivery, result: SendResult) -> None:
     now = timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         updated = Delivery.objects.filter(pk=delivery.pk, status=D.PENDING).update(
             status=D.ACCEPTED,
             request_id=result.request_id,
@@ -463,30 +463,33 @@ def _send_round(
             if not in_flight:
                 break
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in done:
-                delivery = in_flight.pop(future)
-                try:
-                    _record_accepted(broadcast, delivery, future.result())
-                except LineQuotaExceededError as exc:
-                    _record_attempt(delivery, exc, D.NEEDS_ATTENTION)
-                    outcome.stop = (
-                        "needs_attention",
-                        f"LINE の今月の配信上限に達しました。{exc.describe()}",
-                    )
-                except LineRateLimitedError as exc:
-                    _record_attempt(delivery, exc)
-                    outcome.temporary.append(delivery)
-                    outcome.rate_limited = True
-                except LineTemporaryError as exc:
-                    _record_attempt(delivery, exc)
-                    outcome.temporary.append(delivery)
-                except LinePermanentError as exc:
-                    _record_attempt(delivery, exc, D.FAILED)
-                    action = "needs_attention" if exc.status in (401, 403) else "fail"
-                    outcome.stop = outcome.stop or (
-                        action,
-                        f"LINE が送信を拒否しました: {exc.describe()}",
-                    )
+            # Every reply that came in meanwhile is recorded in one transaction: one commit per
+            # batch, not per chunk, keeps this (single) thread from capping the request rate.
+            with transaction.atomic():
+                for future in done:
+                    delivery = in_flight.pop(future)
+                    try:
+                        _record_accepted(broadcast, delivery, future.result())
+                    except LineQuotaExceededError as exc:
+                        _record_attempt(delivery, exc, D.NEEDS_ATTENTION)
+                        outcome.stop = (
+                            "needs_attention",
+                            f"LINE の今月の配信上限に達しました。{exc.describe()}",
+                        )
+                    except LineRateLimitedError as exc:
+                        _record_attempt(delivery, exc)
+                        outcome.temporary.append(delivery)
+                        outcome.rate_limited = True
+                    except LineTemporaryError as exc:
+                        _record_attempt(delivery, exc)
+                        outcome.temporary.append(delivery)
+                    except LinePermanentError as exc:
+                        _record_attempt(delivery, exc, D.FAILED)
+                        action = "needs_attention" if exc.status in (401, 403) else "fail"
+                        outcome.stop = outcome.stop or (
+                            action,
+                            f"LINE が送信を拒否しました: {exc.describe()}",
+                        )
             if outcome.stop is not None:
                 queue.clear()
     return outcome

@@ -1,0 +1,488 @@
+"""Shared plumbing for the bench scripts: a throwaway database, Django configured from the
+environment, an in-process LINE sandbox, staff, followers, approved broadcasts, and the small
+statistics the scripts print.
+
+Import order matters: ``configure()`` sets the environment *before* ``django.setup()``, because
+settings are read from the environment once, at import (``kashiwa/settings/env.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse, urlunparse
+from zoneinfo import ZoneInfo
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "bench" / "out"
+JST = ZoneInfo("Asia/Tokyo")
+MULTICAST = "/v2/bot/message/multicast"
+SANDBOX_TOKEN = "sandbox-channel-access-token"  # noqa: S105 - the sandbox's public token
+
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+# --- command line -------------------------------------------------------------------------
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument(
+        "--database-url",
+        default="",
+        help="postgresql://user@host:5432/bench_<name> (created and dropped by the script; the "
+        "name must start with 'bench'); default: a throwaway SQLite file under bench/out/",
+    )
+    p.add_argument(
+        "--redis-url",
+        default="",
+        help="Redis for the Celery broker and the cache (the rate limiter's counters), e.g. "
+        "redis://127.0.0.1:6379/13; default: filesystem broker and local-memory cache",
+    )
+    p.add_argument("--keep", action="store_true", help="keep the database and logs afterwards")
+    p.add_argument(
+        "--no-analyze",
+        action="store_true",
+        help="PostgreSQL: do not ANALYZE after loading followers (the state right after a bulk "
+        "load, before autovacuum has run)",
+    )
+    p.add_argument(
+        "--sandbox",
+        choices=("lean", "stock"),
+        default="lean",
+        help="lean (default): the sandbox without two per-request costs that LINE does not "
+        "have (see lean_sandbox_patches); stock: the sandbox exactly as shipped",
+    )
+    return p
+
+
+# --- the database -------------------------------------------------------------------------
+@dataclass
+class BenchDatabase:
+    """A database of the bench's own: a fresh SQLite file, or a PostgreSQL database created
+    for this run and dropped afterwards."""
+
+    name: str
+    url: str = ""
+    keep: bool = False
+    vendor: str = field(init=False, default="sqlite")
+
+    def __post_init__(self) -> None:
+        if not self.url:
+            self.path = OUT / f"{self.name}.sqlite3"
+            self.url = f"sqlite:///{self.path}"
+            return
+        parsed = urlparse(self.url)
+        if parsed.scheme not in ("postgres", "postgresql"):
+            raise SystemExit(f"--database-url must be postgresql://…, not {parsed.scheme}://")
+        dbname = parsed.path.lstrip("/")
+        if not dbname.startswith("bench"):
+            raise SystemExit(
+                f"refusing to create and drop database {dbname!r}: its name must start with "
+                "'bench' (e.g. postgresql://postgres@127.0.0.1:5432/bench_kashiwa)"
+            )
+        self.vendor = "postgresql"
+        self.dbname = dbname
+        self.admin_url = urlunparse(parsed._replace(path="/postgres"))
+
+    def create(self) -> None:
+        OUT.mkdir(parents=True, exist_ok=True)
+        if self.vendor == "sqlite":
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            return
+        self._admin(f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)')
+        self._admin(f'CREATE DATABASE "{self.dbname}"')
+
+    def drop(self) -> None:
+        if self.keep:
+            return
+        if self.vendor == "sqlite":
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            return
+        from django.db import connections
+
+        connections.close_all()
+        self._admin(f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)')
+
+    def _admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(sql)
+
+
+# --- Django -------------------------------------------------------------------------------
+def run_dir(name: str) -> Path:
+    """Logs, broker folder and beat schedule of one run; emptied first."""
+    path = OUT / f"{name}-run"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def bench_env(
+    *, db: BenchDatabase, sandbox_url: str, run: Path, redis_url: str = "", **extra: str
+) -> dict[str, str]:
+    """The environment the bench process and its children share."""
+    env = {
+        "DJANGO_SETTINGS_MODULE": "kashiwa.settings.test",
+        "DATABASE_URL": db.url,
+        "KASHIWA_DATA_DIR": str(run / "data"),
+        "KASHIWA_BROKER_DIR": str(run / "broker"),
+        "LINE_API_BASE_URL": sandbox_url,
+        "LINE_CHANNEL_ACCESS_TOKEN": SANDBOX_TOKEN,
+        "LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+        env["CELERY_BROKER_URL"] = redis_url
+    return env
+
+
+def configure(env: dict[str, str]) -> None:
+    os.environ.update(env)
+    for name in ("REDIS_URL", "CELERY_BROKER_URL"):
+        if name not in env:
+            os.environ.pop(name, None)
+    import django
+
+    django.setup()
+
+
+def migrate() -> float:
+    from django.core.management import call_command
+
+    started = time.perf_counter()
+    call_command("migrate", verbosity=0, interactive=False)
+    return time.perf_counter() - started
+
+
+def sandbox_mode(mode: str) -> contextlib.AbstractContextManager[Any]:
+    return lean_sandbox_patches() if mode == "lean" else contextlib.nullcontext()
+
+
+def start_sandbox() -> Any:
+    """A sandbox on a free loopback port, warmed up: its first validation loads and compiles
+    the OpenAPI document (~1.5 s), which a long-running sandbox has long done. Unwarmed,
+    the first request on each of the sender's connections waits for that (the loaders are
+    cached but not locked, so concurrent first requests each do it)."""
+    from broadcasts.line.sandbox import LineSandbox, synthetic_user_id, validation
+
+    for endpoint in ("multicast", "broadcast"):
+        body: dict[str, Any] = {"messages": [{"type": "text", "text": "warm-up"}]}
+        if endpoint == "multicast":
+            body["to"] = [synthetic_user_id(0)]
+        schema = validation.request_schema(f"/v2/bot/message/{endpoint}")
+        assert schema is not None
+        validation.validate_body(schema, body, endpoint=endpoint)
+    return LineSandbox("127.0.0.1", 0, token=SANDBOX_TOKEN).start()
+
+
+def describe_setup(db: BenchDatabase, redis_url: str) -> str:
+    from django.db import connection
+
+    version = ""
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("select sqlite_version()")
+            version = "SQLite " + cursor.fetchone()[0]
+        else:
+            cursor.execute("show server_version")
+            version = "PostgreSQL " + cursor.fetchone()[0]
+    broker = f"Redis ({redis_url})" if redis_url else "filesystem broker, local-memory cache"
+    return f"{version}; {broker}; {os.cpu_count()} CPUs; Python {sys.version.split()[0]}"
+
+
+# --- data ---------------------------------------------------------------------------------
+def make_staff() -> tuple[Any, Any]:
+    """A drafter and a supervisor (different people: four eyes)."""
+    from django.contrib.auth.models import Group
+
+    from broadcasts import roles
+    from broadcasts.models import Division, User
+
+    def user(username: str, role: str, division: str) -> User:
+        div, _ = Division.objects.get_or_create(name=division)
+        u = User.objects.create_user(username=username, password=None, division=div)
+        u.groups.add(Group.objects.get(name=role))
+        return u
+
+    return (
+        user("bench-drafter", roles.DRAFTER, "子ども政策課"),
+        user("bench-supervisor", roles.SUPERVISOR, "広報広聴課"),
+    )
+
+
+def make_followers(
+    user_ids: Sequence[str], category: str, batch: int = 5000, analyze: bool = True
+) -> None:
+    """Followers subscribed to one category, in bulk; then ``ANALYZE`` on PostgreSQL, as
+    autovacuum would do shortly after such a load (without statistics the planner takes the
+    tables for ~500 rows, and the recipient cursor's nested loop over 100,000 × 100,000 rows
+    does not finish: see README)."""
+    from django.db import connection, transaction
+
+    from broadcasts.models import Category, Follower
+
+    cat = Category.objects.get(code=category)
+    through = Follower.categories.through
+    for start in range(0, len(user_ids), batch):
+        with transaction.atomic():
+            followers = Follower.objects.bulk_create(
+                [Follower(line_user_id=uid) for uid in user_ids[start : start + batch]]
+            )
+            if followers[0].pk is None:  # backends that do not return ids
+                followers = list(
+                    Follower.objects.filter(line_user_id__in=user_ids[start : start + batch])
+                )
+            through.objects.bulk_create(
+                [through(follower_id=f.pk, category_id=cat.pk) for f in followers]
+            )
+    if analyze and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {Follower._meta.db_table}, {through._meta.db_table}")
+
+
+def approved_broadcast(
+    *, author: Any, approver: Any, text: str, title: str, category: str, now: Any = None
+) -> Any:
+    """An ordinary broadcast to a category's subscribers, through the services as staff do."""
+    from broadcasts import services
+    from broadcasts.models import Broadcast, Category
+
+    broadcast = services.broadcast_create(
+        author=author,
+        title=title,
+        categories=list(Category.objects.filter(code=category)),
+        messages=[{"type": "text", "text": text}],
+        audience=Broadcast.Audience.SUBSCRIBERS,
+        priority=Broadcast.Priority.NORMAL,
+    )
+    services.broadcast_submit(broadcast=broadcast, actor=author)
+    return services.broadcast_approve(broadcast=broadcast, actor=approver, now=now)
+
+
+def open_today_if_closed(today: dt.date) -> str:
+    """A CalendarOverride that opens ``today`` (JST) if it is a closed day; returns why."""
+    from broadcasts import selectors
+    from broadcasts.models import CalendarOverride
+
+    calendar = selectors.calendar_load()
+    reason = calendar.closed_reason(today)
+    if reason is None:
+        return "an opening day"
+    CalendarOverride.objects.update_or_create(
+        date=today, defaults={"is_open": True, "reason": "ベンチマーク用の臨時開庁"}
+    )
+    return f"closed ({reason}); opened by a CalendarOverride"
+
+
+# --- processes ----------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Processes:
+    """Child processes in their own sessions, logged to files, always stopped on exit."""
+
+    def __init__(self, logs: Path, env: dict[str, str]) -> None:
+        self.logs = logs
+        self.env = {**os.environ, **env}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"{name}.log").open("ab")
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.procs[name] = proc
+        return proc
+
+    def celery(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        return self.start(name, [sys.executable, "-m", "celery", "-A", "kashiwa", *args])
+
+    def stop_all(self) -> None:
+        import signal
+
+        for proc in self.procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        self.procs.clear()
+
+    def log(self, name: str, tail: int = 3000) -> str:
+        path = self.logs / f"{name}.log"
+        return path.read_text(errors="replace")[-tail:] if path.exists() else ""
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str, step: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(step)
+    raise SystemExit(f"timed out after {timeout}s waiting for {what}")
+
+
+# --- memory -------------------------------------------------------------------------------
+def proc_status_kb(pid: int, key: str) -> int | None:
+    """``VmRSS``/``VmHWM`` of a process in kB, or None once it has gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None
+
+
+def descendants(pid: int) -> list[int]:
+    """The process and all its children, grandchildren, … (from /proc/<pid>/task/*/children)."""
+    found, todo = [], [pid]
+    while todo and len(found) < 256:
+        current = todo.pop()
+        found.append(current)
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{current}/task"):
+                with (
+                    contextlib.suppress(OSError),
+                    open(f"/proc/{current}/task/{task}/children") as f,
+                ):
+                    todo += [int(c) for c in f.read().split()]
+    return found
+
+
+# --- statistics ---------------------------------------------------------------------------
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100)."""
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    rank = max(math.ceil(p / 100 * len(ordered)), 1)
+    return ordered[rank - 1]
+
+
+def sliding_window_max(times: Sequence[float], window: float = 1.0) -> int:
+    """The most events in any window ``[t, t + window)`` (two pointers over sorted times)."""
+    ordered = sorted(times)
+    best = start = 0
+    for end, t in enumerate(ordered):
+        while ordered[start] <= t - window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+@contextlib.contextmanager
+def timed() -> Iterator[list[float]]:
+    box: list[float] = []
+    started = time.perf_counter()
+    try:
+        yield box
+    finally:
+        box.append(time.perf_counter() - started)
+
+
+# --- a lean sandbox -----------------------------------------------------------------------
+def lean_sandbox_patches() -> contextlib.ExitStack:
+    """Make the in-process sandbox cheap enough per request that it does not, itself, become
+    the limit of a 200-request/s benchmark (see README: "Why a lean sandbox").
+
+    Two per-request costs of the stock sandbox go, nothing else changes:
+
+    * ``SandboxState._recipients`` rebuilds the set of all active followers (100,000 here)
+      for every multicast, under the state lock; the lean state keeps that set and rebuilds
+      it only when followers change.
+    * ``validate_body`` runs the OpenAPI schema over each of the 500 IDs of a multicast
+      (JSON-schema, ~11 ms per request); the lean version validates the body's schema with
+      the first ID only, checks the 1..500 bound itself, and keeps the sandbox's own per-ID
+      format check over every ID (falling back to the full validation on any doubt, so error
+      answers are the stock ones).
+    """
+    from unittest import mock
+
+    from broadcasts.line.sandbox import api, state, validation
+
+    original = api.validate_body
+
+    def lean_validate_body(schema_name: str, body: Any, *, endpoint: str | None = None) -> Any:
+        to = body.get("to") if isinstance(body, dict) else None
+        if (
+            endpoint == "multicast"
+            and isinstance(to, list)
+            and 1 <= len(to) <= 500
+            and all(isinstance(u, str) and validation.USER_ID_RE.match(u) for u in to)
+        ):
+            original(schema_name, {**body, "to": to[:1]}, endpoint=endpoint)
+            return body
+        return original(schema_name, body, endpoint=endpoint)
+
+    base_clear = state.SandboxState._clear
+    base_add = state.SandboxState.add_followers
+    base_block = state.SandboxState.set_blocked
+    base_recipients = state.SandboxState._recipients
+
+    def _clear(self: Any) -> None:
+        base_clear(self)
+        self._lean_active = None
+
+    def add_followers(self: Any, **kwargs: Any) -> Any:
+        with self.lock:
+            self._lean_active = None
+            return base_add(self, **kwargs)
+
+    def set_blocked(self: Any, user_id: str, blocked: bool = True) -> Any:
+        with self.lock:
+            self._lean_active = None
+            return base_block(self, user_id, blocked)
+
+    def _recipients(self: Any, endpoint: str, body: dict[str, Any], now: Any) -> list[str]:
+        if endpoint != "multicast":
+            return base_recipients(self, endpoint, body, now)
+        if getattr(self, "_lean_active", None) is None:
+            self._lean_active = {f.user_id for f in self._followers.values() if not f.blocked}
+        return [uid for uid in dict.fromkeys(body["to"]) if uid in self._lean_active]
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(mock.patch.object(api, "validate_body", lean_validate_body))
+    for name, fn in (
+        ("_clear", _clear),
+        ("add_followers", add_followers),
+        ("set_blocked", set_blocked),
+        ("_recipients", _recipients),
+    ):
+        stack.enter_context(mock.patch.object(state.SandboxState, name, fn))
+    return stack

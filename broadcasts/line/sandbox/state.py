@@ -100,6 +100,9 @@ class SandboxState:
 
     def _clear(self) -> None:
         self._followers: dict[str, Follower] = {}
+        # The set of followers who have not blocked the account, rebuilt only when followers
+        # change (a 500-recipient multicast to 100,000 followers must not rebuild it).
+        self._active: set[str] | None = None
         self._next_follower_index = 0
         self._deliveries: list[Delivery] = []
         self._by_request_id: dict[str, Delivery] = {}
@@ -142,6 +145,7 @@ class SandboxState:
         added: list[Follower] = []
         now = self.clock()
         with self.lock:
+            self._active = None
             for n in range(count):
                 while synthetic_user_id(self._next_follower_index) in self._followers:
                     self._next_follower_index += 1
@@ -175,6 +179,7 @@ class SandboxState:
 
     def set_blocked(self, user_id: str, blocked: bool = True) -> Follower:
         with self.lock:
+            self._active = None
             follower = replace(self._followers[user_id], blocked=blocked)
             self._followers[user_id] = follower
             return follower
@@ -402,8 +407,14 @@ class SandboxState:
         if len(history) >= max_requests:
             raise LineError(429, RATE_LIMIT_BODY["message"])
 
+    def _active_ids(self) -> set[str]:
+        """Followers who have not blocked the account (call with the lock held)."""
+        if self._active is None:
+            self._active = {f.user_id for f in self._followers.values() if not f.blocked}
+        return self._active
+
     def _recipients(self, endpoint: str, body: dict[str, Any], now: datetime) -> list[str]:
-        active = {f.user_id for f in self._followers.values() if not f.blocked}
+        active = self._active_ids()
         if endpoint in ("broadcast", "narrowcast"):
             # Narrowcast filters and audiences are not modelled: everyone who follows.
             return [uid for uid in self._followers if uid in active]

@@ -40,6 +40,7 @@ _SCHEMA_PREFIX = "#/components/schemas/"
 _DISPATCH_SUFFIX = "__dispatch"
 
 MAX_TEXT_UTF16 = 5000
+MAX_MULTICAST_RECIPIENTS = 500  # the schema's maxItems for MulticastRequest.to
 MAX_URL_LENGTH = 2000
 USER_ID_RE = re.compile(r"^U[0-9a-f]{32}$")
 PUSH_TARGET_RE = re.compile(r"^[UCR][0-9a-f]{32}$")
@@ -403,6 +404,22 @@ def rich_menu_limits(body: dict[str, Any]) -> list[dict[str, str]]:
 # --- entry points ----------------------------------------------------------------------------
 
 
+def _schema_view(body: dict[str, Any], endpoint: str | None) -> dict[str, Any]:
+    """What the JSON-schema pass looks at. A well-formed multicast ``to`` (1–500 strings of
+    LINE's user-ID shape) is represented by its first ID: running the schema over each of
+    500 IDs cost ~11 ms a request and told nothing the per-ID format check below does not.
+    Anything out of the ordinary is validated whole, so LINE's error answers are unchanged."""
+    to = body.get("to")
+    if (
+        endpoint == "multicast"
+        and isinstance(to, list)
+        and 1 <= len(to) <= MAX_MULTICAST_RECIPIENTS
+        and all(isinstance(u, str) and USER_ID_RE.match(u) for u in to)
+    ):
+        return {**body, "to": to[:1]}
+    return body
+
+
 def validate_body(schema_name: str, body: Any, *, endpoint: str | None = None) -> dict[str, Any]:
     """Validate a parsed JSON body for one endpoint; return it or raise ``LineError``.
 
@@ -413,7 +430,7 @@ def validate_body(schema_name: str, body: Any, *, endpoint: str | None = None) -
         raise LineError(
             400, "The property, '$', in the request body is invalid (line: -, column: -)"
         )
-    details = schema_details(schema_name, copy.deepcopy(body))
+    details = schema_details(schema_name, copy.deepcopy(_schema_view(body, endpoint)))
     details += message_limits(body.get("messages"))
     if endpoint == "multicast" and isinstance(body.get("to"), list):
         for i, user_id in enumerate(body["to"]):

@@ -57,13 +57,6 @@ def parser(description: str) -> argparse.ArgumentParser:
         help="PostgreSQL: do not ANALYZE after loading followers (the state right after a bulk "
         "load, before autovacuum has run)",
     )
-    p.add_argument(
-        "--sandbox",
-        choices=("lean", "stock"),
-        default="lean",
-        help="lean (default): the sandbox without two per-request costs that LINE does not "
-        "have (see lean_sandbox_patches); stock: the sandbox exactly as shipped",
-    )
     return p
 
 
@@ -170,10 +163,6 @@ def migrate() -> float:
     started = time.perf_counter()
     call_command("migrate", verbosity=0, interactive=False)
     return time.perf_counter() - started
-
-
-def sandbox_mode(mode: str) -> contextlib.AbstractContextManager[Any]:
-    return lean_sandbox_patches() if mode == "lean" else contextlib.nullcontext()
 
 
 def start_sandbox() -> Any:
@@ -414,75 +403,3 @@ def timed() -> Iterator[list[float]]:
         yield box
     finally:
         box.append(time.perf_counter() - started)
-
-
-# --- a lean sandbox -----------------------------------------------------------------------
-def lean_sandbox_patches() -> contextlib.ExitStack:
-    """Make the in-process sandbox cheap enough per request that it does not, itself, become
-    the limit of a 200-request/s benchmark (see README: "Why a lean sandbox").
-
-    Two per-request costs of the stock sandbox go, nothing else changes:
-
-    * ``SandboxState._recipients`` rebuilds the set of all active followers (100,000 here)
-      for every multicast, under the state lock; the lean state keeps that set and rebuilds
-      it only when followers change.
-    * ``validate_body`` runs the OpenAPI schema over each of the 500 IDs of a multicast
-      (JSON-schema, ~11 ms per request); the lean version validates the body's schema with
-      the first ID only, checks the 1..500 bound itself, and keeps the sandbox's own per-ID
-      format check over every ID (falling back to the full validation on any doubt, so error
-      answers are the stock ones).
-    """
-    from unittest import mock
-
-    from broadcasts.line.sandbox import api, state, validation
-
-    original = api.validate_body
-
-    def lean_validate_body(schema_name: str, body: Any, *, endpoint: str | None = None) -> Any:
-        to = body.get("to") if isinstance(body, dict) else None
-        if (
-            endpoint == "multicast"
-            and isinstance(to, list)
-            and 1 <= len(to) <= 500
-            and all(isinstance(u, str) and validation.USER_ID_RE.match(u) for u in to)
-        ):
-            original(schema_name, {**body, "to": to[:1]}, endpoint=endpoint)
-            return body
-        return original(schema_name, body, endpoint=endpoint)
-
-    base_clear = state.SandboxState._clear
-    base_add = state.SandboxState.add_followers
-    base_block = state.SandboxState.set_blocked
-    base_recipients = state.SandboxState._recipients
-
-    def _clear(self: Any) -> None:
-        base_clear(self)
-        self._lean_active = None
-
-    def add_followers(self: Any, **kwargs: Any) -> Any:
-        with self.lock:
-            self._lean_active = None
-            return base_add(self, **kwargs)
-
-    def set_blocked(self: Any, user_id: str, blocked: bool = True) -> Any:
-        with self.lock:
-            self._lean_active = None
-            return base_block(self, user_id, blocked)
-
-    def _recipients(self: Any, endpoint: str, body: dict[str, Any], now: Any) -> list[str]:
-        if endpoint != "multicast":
-            return base_recipients(self, endpoint, body, now)
-        if getattr(self, "_lean_active", None) is None:
-            self._lean_active = {f.user_id for f in self._followers.values() if not f.blocked}
-        return [uid for uid in dict.fromkeys(body["to"]) if uid in self._lean_active]
-
-    stack = contextlib.ExitStack()
-    stack.enter_context(mock.patch.object(api, "validate_body", lean_validate_body))
-    for name, fn in (
-        ("_clear", _clear),
-        ("add_followers", add_followers),
-        ("set_blocked", set_blocked),
-        ("_recipients", _recipients),
-    ):
-        stack.enter_context(mock.patch.object(state.SandboxState, name, fn))
-    return stack

@@ -134,8 +134,7 @@ def main() -> None:
     p.add_argument("--latency-ms", type=int, default=20)
     p.add_argument("--phases", default="idle,busy")
     args = p.parse_args()
-    with common.sandbox_mode(args.sandbox):
-        run_bench(args)
+    run_bench(args)
 
 
 def run_bench(args: Any) -> None:
@@ -359,7 +358,7 @@ def measure(
     say(
         "processes: gunicorn 2 sync workers; celery worker -Q emergency -c 1; "
         "celery worker -Q default -c 1; no beat; sandbox in the bench process "
-        f"({args.sandbox}); MULTICAST_CONCURRENCY={settings.MULTICAST_CONCURRENCY}, "
+        f"; MULTICAST_CONCURRENCY={settings.MULTICAST_CONCURRENCY}, "
         f"MULTICAST_MAX_PER_SECOND={settings.MULTICAST_MAX_PER_SECOND}"
     )
     say(

@@ -9,6 +9,8 @@ from django.core.cache import cache
 
 
 class RateLimiter:
+    """Thread-safe: each sending thread calls ``acquire`` just before its request."""
+
     def __init__(self, name: str, per_second: int) -> None:
         self.name = name
         self.per_second = max(per_second, 1)
@@ -19,11 +21,13 @@ class RateLimiter:
             now = time.time()
             second = int(now)
             key = f"ratelimit:{self.name}:{second}"
-            cache.add(key, 0, timeout=5)
             try:
-                count = cache.incr(key)
-            except ValueError:  # expired between add and incr
-                continue
+                count = cache.incr(key)  # one round trip in the common case
+            except ValueError:  # first request of this second
+                if cache.add(key, 1, timeout=5):
+                    count = 1
+                else:
+                    continue
             if count <= self.per_second:
                 return
             time.sleep(max(second + 1 - now, 0.001))

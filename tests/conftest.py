@@ -19,3 +19,12 @@ def _celery_conf_restored():
     yield
     for key, value in before.items():
         app.conf[key] = value
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Each test starts with an empty cache (quota, rate-limit counters, health probes)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield

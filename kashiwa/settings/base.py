@@ -177,6 +177,9 @@ def filesystem_broker_options(folder: Path) -> dict[str, object]:
         "data_folder_out": str(folder / "queue"),
         "processed_folder": str(folder / "processed"),
         "store_processed": False,
+        # The filesystem transport polls its folder; the default (1 s) made 50 held sends
+        # take 25 s to start in the embedded default.
+        "polling_interval": 0.1,
     }
 
 

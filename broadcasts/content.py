@@ -16,6 +16,8 @@ MAX_ALT_TEXT = 400
 MAX_URL_LENGTH = 2000
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 DRILL_MARKER = "【訓練】"
+# Left in a correction's pre-filled text for the author to replace; it may never go out.
+CORRECTION_PLACEHOLDER = "（正しい内容を入力してください）"
 
 
 def utf16_length(text: str) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from .. import permissions
-from ..content import message_texts
+from ..content import CORRECTION_PLACEHOLDER, message_texts
 from ..models import Broadcast, User
 from ..schedule import format_jst
 from .audit import audit_record
@@ -32,7 +32,7 @@ def follow_up_text(original: Broadcast, kind: str) -> str:
     if kind == K.CORRECTION:
         return (
             f"【訂正】{when}にお送りした「{quoted}」の内容に誤りがありました。"
-            "正しくは次のとおりです。\n\n（正しい内容を入力してください）\n\n柏市役所"
+            f"正しくは次のとおりです。\n\n{CORRECTION_PLACEHOLDER}\n\n柏市役所"
         )
     return (
         f"【取消】{when}にお送りした「{quoted}」は誤りでした。この配信を取り消します。"

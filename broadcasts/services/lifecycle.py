@@ -15,7 +15,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from .. import permissions, selectors
-from ..content import DRILL_MARKER, Problem, check_messages, content_hash, message_texts
+from ..content import (
+    CORRECTION_PLACEHOLDER,
+    DRILL_MARKER,
+    Problem,
+    check_messages,
+    content_hash,
+    message_texts,
+)
 from ..models import Broadcast, Category, Division, User
 from .audit import audit_record
 from .errors import (
@@ -309,6 +316,13 @@ def validate_for_review(broadcast: Broadcast) -> None:
         problems.insert(0, Problem("title", "件名を入力してください。"))
     if not broadcast.categories.exists():
         problems.append(Problem("categories", "カテゴリを1つ以上選んでください。"))
+    if any(CORRECTION_PLACEHOLDER in text for text in message_texts(broadcast.messages)):
+        problems.append(
+            Problem(
+                "messages",
+                f"訂正の文面に「{CORRECTION_PLACEHOLDER}」が残っています。正しい内容に書き換えてください。",
+            )
+        )
     if problems:
         raise BroadcastInvalid(problems)
 

@@ -130,7 +130,11 @@ POLL = {
 def dashboard(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     calendar = selectors.calendar_load()
-    context: dict[str, Any] = {"poll": POLL, "now": now}
+    context: dict[str, Any] = {
+        "poll": POLL,
+        "now": now,
+        "drill_overdue": selectors.drill_overdue(now),
+    }
     for build in PARTS.values():
         context.update(build(request, now, calendar))
     return render(request, "broadcasts/dashboard.html", context)

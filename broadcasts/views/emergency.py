@@ -108,9 +108,8 @@ def _context(
         if verified
         else "",
         "otp_url": _otp_url(request),
-        "can_switch_rich_menu": permissions.can_administer(request.user)
-        and not broadcast.is_drill
-        and _disaster_menu_available(),
+        # Supervisors may switch to the disaster menu here (admins switch back later).
+        "can_switch_rich_menu": not broadcast.is_drill and _disaster_menu_available(),
     }
 
 

@@ -228,6 +228,24 @@ def test_correction_is_prefilled_linked_and_needs_emergency_approval(
         "【訂正】11/29(日) 23:00にお送りした「【柏市】利根川"
     )
     assert original.events.filter(verb="follow_up_created").exists()
+    # The pre-filled placeholder must be replaced before it can go for approval.
+    with pytest.raises(BroadcastInvalid, match="正しい内容を入力してください"):
+        services.broadcast_submit(broadcast=correction, actor=drafter)
+    text = correction.messages[0]["text"].replace(
+        "（正しい内容を入力してください）", "避難所は柏市役所本庁舎です。"
+    )
+    correction = services.broadcast_update(
+        broadcast=correction,
+        actor=drafter,
+        title=correction.title,
+        categories=list(correction.categories.all()),
+        messages=[{"type": "text", "text": text}],
+        audience=correction.audience,
+        requested_at=None,
+        priority=correction.priority,
+        emergency_reason=correction.emergency_reason,
+        notification_disabled=False,
+    )
     services.broadcast_submit(broadcast=correction, actor=drafter)
     with pytest.raises(SecondFactorRequired):
         services.broadcast_approve(broadcast=correction, actor=supervisor)

@@ -20,6 +20,8 @@ def test_groups_hold_the_permissions_of_design_section_2(db):
     assert "approve_emergency_broadcast" in set(
         supervisor.permissions.values_list("codename", flat=True)
     )
-    admin_perms = set(Group.objects.get(name=roles.ADMIN).permissions.values_list("codename", flat=True))
+    admin_perms = set(
+        Group.objects.get(name=roles.ADMIN).permissions.values_list("codename", flat=True)
+    )
     assert "add_broadcast" not in admin_perms
     assert "change_calendaroverride" in admin_perms

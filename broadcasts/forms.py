@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .content import MAX_MESSAGES, MAX_TEXT_UTF16, Problem, check_messages, utf16_length
+from .formfields import SafeModelChoiceField, SafeModelMultipleChoiceField, valid_ids
 from .models import Broadcast, Category
 from .schedule import JST, format_jst
 
@@ -349,7 +350,7 @@ def message_formset(
 # --- the broadcast -------------------------------------------------------------------------
 
 
-class CategoryChoiceField(forms.ModelMultipleChoiceField):
+class CategoryChoiceField(SafeModelMultipleChoiceField):
     def label_from_instance(self, obj: Category) -> str:
         return obj.label
 
@@ -489,15 +490,7 @@ class BroadcastForm(forms.Form):
         }
 
     def selected_category_ids(self) -> list[int]:
-        value = self["categories"].value() or []
-        ids = []
-        for item in value:
-            pk = getattr(item, "pk", item)
-            try:
-                ids.append(int(pk))
-            except (TypeError, ValueError):
-                continue
-        return ids
+        return valid_ids(self["categories"].value())
 
 
 def apply_service_problems(
@@ -586,16 +579,16 @@ class MessageTemplateForm(_DistinctIds):
 
 class BroadcastFilterForm(forms.Form):
     q = forms.CharField(label=_("件名・本文で検索"), required=False)
-    category = forms.ModelChoiceField(
+    category = SafeModelChoiceField(
         label=_("カテゴリ"),
         queryset=Category.objects.all(),
         required=False,
         empty_label=_("すべて"),
     )
-    division = forms.ModelChoiceField(
+    division = SafeModelChoiceField(
         label=_("担当課"), queryset=None, required=False, empty_label=_("すべて")
     )
-    author = forms.ModelChoiceField(
+    author = SafeModelChoiceField(
         label=_("起案者"), queryset=None, required=False, empty_label=_("すべて")
     )
     status = forms.ChoiceField(

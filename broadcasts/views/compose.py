@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from .. import checks, permissions, selectors
+from ..formfields import valid_ids
 from ..forms import (
     SUGGESTED_ACTION_LABELS,
     TIMING_AT,
@@ -94,16 +95,6 @@ def effective_preview(
     }
 
 
-def _int_list(values: list[str]) -> list[int]:
-    ids = []
-    for value in values:
-        try:
-            ids.append(int(value))
-        except (TypeError, ValueError):
-            continue
-    return ids
-
-
 @require_GET
 def preview_time(request: HttpRequest) -> JsonResponse:
     """JSON for compose.js: requested time + priority (+ audience, categories) → effective
@@ -133,7 +124,7 @@ def preview_time(request: HttpRequest) -> JsonResponse:
             requested=requested,
             priority=priority,
             audience=audience,
-            category_ids=_int_list(request.GET.getlist("categories")),
+            category_ids=valid_ids(request.GET.getlist("categories")),
         )
     )
 
@@ -314,7 +305,7 @@ def templates_view(request: HttpRequest) -> HttpResponse:
     if not permissions.can_draft(request.user):
         raise PermissionDenied
     if request.method == "POST":
-        ids = _int_list([request.POST.get("broadcast", "")])
+        ids = valid_ids([request.POST.get("broadcast", "")])
         if not ids:
             raise Http404
         broadcast = _broadcast_or_404(request, ids[0])

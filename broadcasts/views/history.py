@@ -15,6 +15,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from .. import selectors_dashboard as dash
+from ..formfields import SafeIntegerField, SafeModelChoiceField
 from ..models import Broadcast, User
 from ..schedule import JST
 from ..services.lifecycle import ACTION_LABELS
@@ -62,10 +63,10 @@ def status_label(value: str) -> str:
 class HistoryFilterForm(forms.Form):
     q = forms.CharField(label="キーワード（件名・コメント）", required=False, max_length=100)
     verb = forms.ChoiceField(label="操作", required=False)
-    actor = forms.ModelChoiceField(
+    actor = SafeModelChoiceField(
         label="操作した人", required=False, queryset=User.objects.none(), empty_label="すべて"
     )
-    broadcast = forms.IntegerField(label="配信ID", required=False, min_value=1)
+    broadcast = SafeIntegerField(label="配信ID", required=False)
     date_from = forms.DateField(
         label="開始日", required=False, widget=forms.DateInput(attrs={"type": "date"})
     )

@@ -6,13 +6,24 @@ from celery import shared_task
 
 from .services import citizens
 
-__all__ = ["process_pending_webhook_events", "process_webhook_events", "purge_webhook_events"]
+__all__ = [
+    "process_new_webhook_events",
+    "process_pending_webhook_events",
+    "process_webhook_events",
+    "purge_webhook_events",
+]
 
 
 @shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
 def process_webhook_events(webhook_event_ids: list[str]) -> int:
     """Enqueued by the webhook once the events are committed; each event runs at most once."""
     return citizens.webhook_events_process(webhook_event_ids=webhook_event_ids)
+
+
+@shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+def process_new_webhook_events() -> int:
+    """Woken by the webhook (at most one wake-up every couple of seconds under load)."""
+    return citizens.webhook_events_process_new()
 
 
 @shared_task(ignore_result=True)

@@ -16,7 +16,9 @@ import unicodedata
 from typing import Any
 from urllib.parse import parse_qs
 
-from django.db import transaction
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -104,19 +106,69 @@ def webhook_events_store(*, payload: Any) -> list[str]:
         return []
     ids = [row.webhook_event_id for row in rows]
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # The acknowledgement LINE waits for need not wait for the WAL flush: a database
+            # crash could lose the last fraction of a second of auto-reply triggers, never
+            # corrupt anything. Everything else in the app commits synchronously.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
         WebhookEvent.objects.bulk_create(rows, ignore_conflicts=True)
         transaction.on_commit(lambda: _enqueue(ids))
     return ids
 
 
+# One processing task at a time is enough to wake: it keeps taking new events until there
+# are none. Coalescing wake-ups needs a cache every process shares (Redis:
+# settings.WEBHOOK_COALESCE_WAKEUPS); with the per-process cache of the embedded default
+# every request enqueues its own task.
+WAKE_KEY = "webhook:processor-awake"
+WAKE_SECONDS = 2
+
+
 def _enqueue(webhook_event_ids: list[str]) -> None:
     """Fire and forget. If the broker is down the rows wait for the sweeper."""
-    from ..tasks_citizens import process_webhook_events
+    from ..tasks_citizens import process_new_webhook_events, process_webhook_events
 
     try:
-        process_webhook_events.apply_async(args=[webhook_event_ids], ignore_result=True)
+        if not settings.WEBHOOK_COALESCE_WAKEUPS:
+            process_webhook_events.apply_async(args=[webhook_event_ids], ignore_result=True)
+        elif cache.add(WAKE_KEY, 1, WAKE_SECONDS):
+            process_new_webhook_events.apply_async(ignore_result=True)
+        # else: a processor is queued or running and will see these committed rows.
     except Exception:
+        cache.delete(WAKE_KEY)
         logger.exception("could not enqueue webhook events %s; the sweeper will", webhook_event_ids)
+
+
+def _unclaimed(limit: int) -> list[str]:
+    return list(
+        WebhookEvent.objects.filter(processed_at__isnull=True, processing_started_at__isnull=True)
+        .order_by("received_at", "id")
+        .values_list("webhook_event_id", flat=True)[:limit]
+    )
+
+
+def webhook_events_process_new(*, batch: int = 200, max_rounds: int = 50) -> int:
+    """Process every event nobody has claimed yet, until there are none.
+
+    Before leaving it clears the wake flag and looks once more: an event committed while the
+    flag was still set (its request did not enqueue) is committed before that last look, and
+    one committed after it finds the flag clear and enqueues a new processor."""
+    processed = 0
+    for _ in range(max_rounds):
+        ids = _unclaimed(batch)
+        if not ids:
+            cache.delete(WAKE_KEY)
+            ids = _unclaimed(batch)
+            if not ids:
+                return processed
+            cache.add(WAKE_KEY, 1, WAKE_SECONDS)
+        processed += webhook_events_process(webhook_event_ids=ids)
+    # Still more after many rounds: hand over to a fresh task rather than run forever.
+    from ..tasks_citizens import process_new_webhook_events
+
+    process_new_webhook_events.apply_async(ignore_result=True)
+    return processed
 
 
 def _claim(webhook_event_id: str, now: dt.datetime) -> WebhookEvent | None:

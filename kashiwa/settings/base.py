@@ -226,6 +226,8 @@ CELERY_BEAT_SCHEDULE = {
 CELERY_TIMEZONE = "Asia/Tokyo"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
+# The webhook wakes one processing task for many events when every process shares the cache.
+WEBHOOK_COALESCE_WAKEUPS = bool(REDIS_URL)
 if REDIS_URL:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}

@@ -269,10 +269,11 @@ def test_redelivered_event_we_never_saw_is_processed(post, eager, line_sandbox):
 
 
 @pytest.mark.django_db
-def test_events_wait_for_the_worker(post, line_sandbox):
+def test_events_wait_for_the_worker(post, line_sandbox, settings):
     """Without an eager worker the webhook only stores; the task processes later."""
     from broadcasts.tasks_citizens import process_pending_webhook_events, process_webhook_events
 
+    settings.WEBHOOK_COALESCE_WAKEUPS = False
     calls = []
     original = process_webhook_events.apply_async
     process_webhook_events.apply_async = lambda args, **kw: calls.append(args)
@@ -351,3 +352,36 @@ def test_sandbox_webhook_sender_against_live_server(live_server, line_sandbox, e
     before = WebhookEvent.objects.count()
     assert line_sandbox.send_webhook([text_message_event(user, "ごみ")], url=url).status == 403
     assert WebhookEvent.objects.count() == before
+
+
+def test_many_events_wake_one_processor_through_redis(db, post, line_sandbox, settings):
+    """Under load the webhook enqueues one processing task per wake-up, not one per request;
+    the processor takes every event, then clears the flag so the next request wakes it."""
+    from django.core.cache import caches
+
+    from broadcasts.services import citizens
+    from broadcasts.tasks_citizens import process_new_webhook_events
+
+    settings.WEBHOOK_COALESCE_WAKEUPS = True
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:6379/14",
+        }
+    }
+    caches["default"].clear()
+    line_sandbox.add_followers(user_ids=[CITIZEN])
+    wakeups = []
+    original = process_new_webhook_events.apply_async
+    process_new_webhook_events.apply_async = lambda **kw: wakeups.append(kw)
+    try:
+        for i in range(10):
+            post([text_message_event(CITIZEN, f"ごみ {i}")])
+        assert len(wakeups) == 1
+        assert citizens.webhook_events_process_new() == 10
+        assert len(texts(line_sandbox, CITIZEN)) == 10
+        post([text_message_event(CITIZEN, "受信設定")])  # the flag is clear again
+        assert len(wakeups) == 2
+    finally:
+        process_new_webhook_events.apply_async = original
+        caches["default"].clear()

@@ -418,23 +418,19 @@ def _call(
     )
 
 
-def _record_accepted(broadcast: Broadcast, delivery: Delivery, result: SendResult) -> None:
+def _record_accepted(broadcast: Broadcast, delivery: Delivery, result: SendResult) -> int:
+    """Mark one delivery accepted; returns 1 if it was pending (the caller counts them into
+    the broadcast's progress once per batch)."""
     now = timezone.now()
-    with transaction.atomic(savepoint=False):
-        updated = Delivery.objects.filter(pk=delivery.pk, status=D.PENDING).update(
-            status=D.ACCEPTED,
-            request_id=result.request_id,
-            http_status=result.http_status,
-            accepted_at=now,
-            attempts=F("attempts") + 1,
-            last_attempt_at=now,
-            last_error="",
-        )
-        if updated:
-            Broadcast.objects.filter(pk=broadcast.pk).update(
-                deliveries_accepted=F("deliveries_accepted") + 1,
-                lease_expires_at=now + _lease_seconds(),
-            )
+    return Delivery.objects.filter(pk=delivery.pk, status=D.PENDING).update(
+        status=D.ACCEPTED,
+        request_id=result.request_id,
+        http_status=result.http_status,
+        accepted_at=now,
+        attempts=F("attempts") + 1,
+        last_attempt_at=now,
+        last_error="",
+    )
 
 
 def _record_attempt(delivery: Delivery, exc: LineError, status: str = D.PENDING) -> None:
@@ -489,10 +485,11 @@ def _send_round(
             # Every reply that came in meanwhile is recorded in one transaction: one commit per
             # batch, not per chunk, keeps this (single) thread from capping the request rate.
             with transaction.atomic():
+                accepted = 0
                 for future in done:
                     delivery = in_flight.pop(future)
                     try:
-                        _record_accepted(broadcast, delivery, future.result())
+                        accepted += _record_accepted(broadcast, delivery, future.result())
                     except LineQuotaExceededError as exc:
                         _record_attempt(delivery, exc, D.NEEDS_ATTENTION)
                         outcome.stop = (
@@ -513,6 +510,11 @@ def _send_round(
                             action,
                             f"LINE が送信を拒否しました: {exc.describe()}",
                         )
+                if accepted:
+                    Broadcast.objects.filter(pk=broadcast.pk).update(
+                        deliveries_accepted=F("deliveries_accepted") + accepted,
+                        lease_expires_at=timezone.now() + _lease_seconds(),
+                    )
             if outcome.stop is not None:
                 queue.clear()
     return outcome

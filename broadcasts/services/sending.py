@@ -39,7 +39,7 @@ from ..line.errors import (
 from ..line.gateway import LineGateway, Quota, SendResult, get_gateway
 from ..models import Broadcast, BroadcastEvent, Delivery
 from ..ratelimit import RateLimiter
-from ..schedule import format_jst
+from ..schedule import format_jst, jst_date
 from .audit import audit_record
 from .lifecycle import compute_hash, transition
 from .scheduling import MULTICAST_CHUNK, enqueue_send, estimated_duration
@@ -129,18 +129,28 @@ def _hold(broadcast: Broadcast, *, at: dt.datetime, reason: str, from_sending: b
         )
 
 
+# A send estimated to run past the window's end is held whole. Far from the end that cannot
+# happen (the account's largest send takes well under a minute), so the recipient count the
+# estimate needs is only queried in the window's last minutes.
+ESTIMATE_ONLY_WITHIN = dt.timedelta(minutes=10)
+
+
 def _window_check(
     broadcast: Broadcast, now: dt.datetime, calendar: Any
 ) -> tuple[dt.datetime, str] | None:
     """For an ordinary send: None if it may start now, else (when, why) to hold it."""
     if broadcast.is_emergency:
         return None
-    effective = calendar.effective_send_time(
-        requested=None,
-        now=now,
-        emergency=False,
-        estimated_duration=estimated_duration(broadcast, broadcast.recipient_count),
-    )
+    effective = calendar.effective_send_time(requested=None, now=now, emergency=False)
+    if effective.at <= now:
+        _start, window_end = calendar.window_bounds(jst_date(now))
+        if window_end - now <= ESTIMATE_ONLY_WITHIN:
+            effective = calendar.effective_send_time(
+                requested=None,
+                now=now,
+                emergency=False,
+                estimated_duration=estimated_duration(broadcast, broadcast.recipient_count),
+            )
     if effective.at > now:
         return effective.at, effective.reason
     if broadcast.audience == Broadcast.Audience.ALL:

@@ -156,3 +156,17 @@ def test_two_dispatchers_racing_over_200_due_broadcasts_send_each_once(
     )
     assert len(texts) == 200 * len(staff)
     assert set(texts.values()) == {1}
+
+
+def test_send_that_would_run_past_1715_is_held_whole_to_the_next_window(drafter, reviewer):
+    make_followers([f"U{i:032x}" for i in range(10)], ["childcare_education"])
+    b = approved_broadcast(author=drafter, approver=reviewer, now=jst(2026, 12, 1, 9, 0))
+    # 17:14:45: in the window, but the send (estimated ≥ 30 s) would end after 17:15.
+    result = services.broadcasts_dispatch_due(now=jst(2026, 12, 1, 17, 14, 45))
+    assert result.held == [b.pk]
+    b.refresh_from_db()
+    assert b.scheduled_for == jst(2026, 12, 2, 8, 30)
+    assert "17:15 までに配信が終わらない見込み" in b.hold_reason
+    # Earlier in the afternoon the same send goes at once.
+    Broadcast.objects.filter(pk=b.pk).update(scheduled_for=jst(2026, 12, 2, 16, 0))
+    assert services.broadcasts_dispatch_due(now=jst(2026, 12, 2, 16, 0)).claimed == [b.pk]

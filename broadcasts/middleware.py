@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
@@ -19,6 +21,16 @@ PUBLIC_PREFIXES = (
 )
 
 
+_request_user = threading.local()
+
+
+def current_user() -> Any:
+    """The signed-in user of the request being handled in this thread, if any: lets audit
+    receivers name the admin who changed a permission in the admin screens."""
+    user = getattr(_request_user, "user", None)
+    return user if user is not None and user.is_authenticated else None
+
+
 class LoginRequiredMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -26,4 +38,8 @@ class LoginRequiredMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if not request.user.is_authenticated and not request.path.startswith(PUBLIC_PREFIXES):
             return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
-        return self.get_response(request)
+        _request_user.user = request.user
+        try:
+            return self.get_response(request)
+        finally:
+            _request_user.user = None

@@ -7,6 +7,7 @@ from .views import (
     dashboard,
     history,
     lists,
+    ops,
     progress,
     review,
     stats,
@@ -35,6 +36,7 @@ urlpatterns = [
         name="broadcast_stats_refresh",
     ),
     path("history/", history.history, name="history"),
+    path("ops/", ops.ops_view, name="ops"),
     path("history/export.csv", history.history_csv, name="history_csv"),
     # compose and review (issue 4)
     path("broadcasts/", lists.broadcast_list, name="list"),

@@ -27,7 +27,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .. import selectors
+from .. import ops, selectors
 from ..content import DRILL_MARKER, message_texts
 from ..line.errors import (
     LineError,
@@ -166,6 +166,7 @@ def _window_check(
 def broadcasts_dispatch_due(*, now: dt.datetime | None = None, limit: int = 100) -> DispatchResult:
     """Claim due broadcasts and hand stalled sends to a new worker. Run by Celery beat."""
     now = now or timezone.now()
+    ops.dispatcher_heartbeat(now)
     calendar = selectors.calendar_load()
     result = DispatchResult()
     with transaction.atomic():

@@ -93,6 +93,7 @@ MATRIX = [
     Row("broadcasts:history_csv", "GET", {"reviewer", "supervisor", "admin"}),
     # administrators
     Row("broadcasts:richmenu_list", "GET", {"admin"}),
+    Row("broadcasts:ops", "GET", {"admin"}),
     Row("broadcasts:richmenu_switch", "POST", {"admin"}, data={"kind": "normal"}),
     Row("broadcasts:richmenu_image", "GET", {"admin"}, args=pk("menu")),
     Row("broadcasts:richmenu_publish", "POST", {"admin"}, args=pk("menu")),

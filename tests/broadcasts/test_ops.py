@@ -1,0 +1,50 @@
+"""運用状況: queue depths from the real broker, the dispatcher's heartbeat, stuck sends."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.urls import reverse
+from django.utils import timezone
+
+from broadcasts import ops, services
+from broadcasts.models import Broadcast
+
+from .sending.helpers import approved_broadcast, jst
+
+
+def test_ops_page_shows_a_stuck_send_and_a_missing_dispatcher(
+    client, admin_user, drafter, reviewer
+):
+    b = approved_broadcast(author=drafter, approver=reviewer, now=jst(2026, 12, 1, 10, 0))
+    services.broadcasts_dispatch_due(now=jst(2026, 12, 1, 10, 0))
+    Broadcast.objects.filter(pk=b.pk).update(
+        lease_expires_at=timezone.now() - dt.timedelta(minutes=5)
+    )
+    client.force_login(admin_user)
+    status = client.get(reverse("broadcasts:ops") + "?format=json").json()
+    assert status["stuck_sends"] == [b.pk]
+    page = client.get(reverse("broadcasts:ops")).content.decode()
+    assert 'data-testid="ops-problem"' in page
+    assert b.title in page
+
+
+def test_ops_healthy_when_the_dispatcher_just_ran(client, admin_user, db):
+    services.broadcasts_dispatch_due()
+    client.force_login(admin_user)
+    status = client.get(reverse("broadcasts:ops") + "?format=json").json()
+    assert status["dispatcher_late"] is False
+    assert status["queues"]["emergency"] is not None  # the broker answered
+    assert status["healthy"] is True
+
+
+def test_queue_depth_counts_waiting_tasks(db, settings):
+    from broadcasts import tasks
+    from kashiwa.celery import app
+
+    before = ops.queue_depths()["default"]
+    tasks.dispatch_due_broadcasts.apply_async()
+    assert ops.queue_depths()["default"] == before + 1
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("default")
+    assert ops.queue_depths()["default"] == 0

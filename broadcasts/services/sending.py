@@ -467,67 +467,67 @@ def _send_round(
     deliveries: list[Delivery],
     gateway: LineGateway,
     now_fn: Callable[[], dt.datetime],
+    pool: ThreadPoolExecutor,
 ) -> _Round:
     outcome = _Round()
     limiter = RateLimiter("line-multicast", settings.MULTICAST_MAX_PER_SECOND)
     concurrency = max(settings.MULTICAST_CONCURRENCY, 1)
     queue = list(reversed(deliveries))
     in_flight: dict[Future[SendResult], Delivery] = {}
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="line-send") as pool:
-        while queue or in_flight:
-            while queue and len(in_flight) < concurrency and outcome.stop is None:
-                delivery = queue.pop()
-                if now_fn() - delivery.key_created_at > RETRY_KEY_MAX_AGE:
-                    _record_attempt(
-                        delivery,
-                        LineError("再試行キーが23時間を超えたため自動では再送しません。"),
-                        D.NEEDS_ATTENTION,
-                    )
-                    outcome.stop = outcome.stop or (
+    while queue or in_flight:
+        while queue and len(in_flight) < concurrency and outcome.stop is None:
+            delivery = queue.pop()
+            if now_fn() - delivery.key_created_at > RETRY_KEY_MAX_AGE:
+                _record_attempt(
+                    delivery,
+                    LineError("再試行キーが23時間を超えたため自動では再送しません。"),
+                    D.NEEDS_ATTENTION,
+                )
+                outcome.stop = outcome.stop or (
+                    "needs_attention",
+                    "再試行キーの有効期限（24時間）が近いため、自動再送を止めました。LINE 側で受付済みか確認してください。",
+                )
+                continue
+            rate = limiter if delivery.kind == Delivery.Kind.MULTICAST else None
+            in_flight[pool.submit(_call, gateway, broadcast, delivery, rate)] = delivery
+        if not in_flight:
+            break
+        done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+        # Every reply that came in meanwhile is recorded in one transaction: one commit per
+        # batch, not per chunk, keeps this (single) thread from capping the request rate.
+        with transaction.atomic():
+            accepted = 0
+            for future in done:
+                delivery = in_flight.pop(future)
+                try:
+                    accepted += _record_accepted(broadcast, delivery, future.result())
+                except LineQuotaExceededError as exc:
+                    _record_attempt(delivery, exc, D.NEEDS_ATTENTION)
+                    outcome.stop = (
                         "needs_attention",
-                        "再試行キーの有効期限（24時間）が近いため、自動再送を止めました。LINE 側で受付済みか確認してください。",
+                        f"LINE の今月の配信上限に達しました。{exc.describe()}",
                     )
-                    continue
-                rate = limiter if delivery.kind == Delivery.Kind.MULTICAST else None
-                in_flight[pool.submit(_call, gateway, broadcast, delivery, rate)] = delivery
-            if not in_flight:
-                break
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            # Every reply that came in meanwhile is recorded in one transaction: one commit per
-            # batch, not per chunk, keeps this (single) thread from capping the request rate.
-            with transaction.atomic():
-                accepted = 0
-                for future in done:
-                    delivery = in_flight.pop(future)
-                    try:
-                        accepted += _record_accepted(broadcast, delivery, future.result())
-                    except LineQuotaExceededError as exc:
-                        _record_attempt(delivery, exc, D.NEEDS_ATTENTION)
-                        outcome.stop = (
-                            "needs_attention",
-                            f"LINE の今月の配信上限に達しました。{exc.describe()}",
-                        )
-                    except LineRateLimitedError as exc:
-                        _record_attempt(delivery, exc)
-                        outcome.temporary.append(delivery)
-                        outcome.rate_limited = True
-                    except LineTemporaryError as exc:
-                        _record_attempt(delivery, exc)
-                        outcome.temporary.append(delivery)
-                    except LinePermanentError as exc:
-                        _record_attempt(delivery, exc, D.FAILED)
-                        action = "needs_attention" if exc.status in (401, 403) else "fail"
-                        outcome.stop = outcome.stop or (
-                            action,
-                            f"LINE が送信を拒否しました: {exc.describe()}",
-                        )
-                if accepted:
-                    Broadcast.objects.filter(pk=broadcast.pk).update(
-                        deliveries_accepted=F("deliveries_accepted") + accepted,
-                        lease_expires_at=timezone.now() + _lease_seconds(),
+                except LineRateLimitedError as exc:
+                    _record_attempt(delivery, exc)
+                    outcome.temporary.append(delivery)
+                    outcome.rate_limited = True
+                except LineTemporaryError as exc:
+                    _record_attempt(delivery, exc)
+                    outcome.temporary.append(delivery)
+                except LinePermanentError as exc:
+                    _record_attempt(delivery, exc, D.FAILED)
+                    action = "needs_attention" if exc.status in (401, 403) else "fail"
+                    outcome.stop = outcome.stop or (
+                        action,
+                        f"LINE が送信を拒否しました: {exc.describe()}",
                     )
-            if outcome.stop is not None:
-                queue.clear()
+            if accepted:
+                Broadcast.objects.filter(pk=broadcast.pk).update(
+                    deliveries_accepted=F("deliveries_accepted") + accepted,
+                    lease_expires_at=timezone.now() + _lease_seconds(),
+                )
+        if outcome.stop is not None:
+            queue.clear()
     return outcome
 
 
@@ -554,11 +554,31 @@ def broadcast_send(
             )
         return SendOutcome("needs_attention", quota_problem)
 
-    stop: tuple[str, str] | None = None
-    last_error = ""
     pending_ids = list(
         broadcast.deliveries.filter(status=D.PENDING).order_by("seq").values_list("id", flat=True)
     )
+    # One pool of sending threads for the whole send (threads, and their connections to the
+    # cache that rate-limits them, are not re-created for every window of chunks).
+    pool = ThreadPoolExecutor(
+        max_workers=max(settings.MULTICAST_CONCURRENCY, 1), thread_name_prefix="line-send"
+    )
+    try:
+        stop, last_error = _send_all(broadcast, pending_ids, gateway, now_fn, sleep, pool)
+    finally:
+        pool.shutdown(wait=True)
+    return _finish(broadcast.pk, stop, last_error)
+
+
+def _send_all(
+    broadcast: Broadcast,
+    pending_ids: list[int],
+    gateway: LineGateway,
+    now_fn: Callable[[], dt.datetime],
+    sleep: Callable[[float], None],
+    pool: ThreadPoolExecutor,
+) -> tuple[tuple[str, str] | None, str]:
+    stop: tuple[str, str] | None = None
+    last_error = ""
     for attempt in range(len(INLINE_BACKOFF_SECONDS) + 1):
         retry: list[int] = []
         # Load recipients a window at a time: never all chunks in memory at once.
@@ -568,7 +588,7 @@ def broadcast_send(
                     pk__in=pending_ids[start : start + 50], status=D.PENDING
                 ).order_by("seq")
             )
-            outcome = _send_round(broadcast, window, gateway, now_fn)
+            outcome = _send_round(broadcast, window, gateway, now_fn, pool)
             retry += [d.pk for d in outcome.temporary]
             if outcome.temporary:
                 last_error = (
@@ -585,7 +605,7 @@ def broadcast_send(
         pending_ids = retry
         if attempt < len(INLINE_BACKOFF_SECONDS):
             sleep(INLINE_BACKOFF_SECONDS[attempt] * (4 if outcome.rate_limited else 1))
-    return _finish(broadcast.pk, stop, last_error)
+    return stop, last_error
 
 
 @transaction.atomic

@@ -49,6 +49,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "broadcasts.middleware.LoginRequiredMiddleware",
+    "broadcasts.middleware.SecondFactorRequiredMiddleware",
     # Last, as django-axes asks: it turns a lockout into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -132,6 +133,10 @@ CRISPY_TEMPLATE_PACK = "bootstrap5"
 OTP_TOTP_ISSUER = "柏市役所 LINE 配信管理"
 # An emergency approval needs a second factor verified within this many seconds.
 SECOND_FACTOR_MAX_AGE_SECONDS = 5 * 60
+# Members of these groups must verify a TOTP code after every login before doing anything.
+# The names are broadcasts.roles.SUPERVISOR and broadcasts.roles.ADMIN (settings cannot import
+# app modules); everyone else may enrol but is not asked.
+SECOND_FACTOR_REQUIRED_GROUPS = ("承認者", "管理者")
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
@@ -275,8 +280,15 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "kashiwa.logformat.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            # LOG_FORMAT=json: one JSON object per line (production log shipping)
+            "formatter": "json" if env.get("LOG_FORMAT") == "json" else "plain",
+        }
+    },
     "root": {"handlers": ["console"], "level": env.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},

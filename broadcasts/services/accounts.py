@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from ..models import User
 from .audit import audit_record
+
+
+def second_factor_required(user: User) -> bool:
+    """Whether this user must verify a TOTP code after logging in (settings.
+    SECOND_FACTOR_REQUIRED_GROUPS: 承認者 and 管理者)."""
+    groups = getattr(settings, "SECOND_FACTOR_REQUIRED_GROUPS", ())
+    if not groups or not user.is_authenticated:
+        return False
+    return user.groups.filter(name__in=groups).exists()
 
 
 @transaction.atomic

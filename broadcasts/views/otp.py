@@ -60,6 +60,7 @@ def otp_setup(request: HttpRequest) -> HttpResponse:
             user=request.user, device=device, token=form.cleaned_data["token"]
         ):
             request.session.pop("kashiwa_totp_enrolment", None)
+            otp_login(request, device)  # the first code proved the app: this login is verified
             messages.success(request, "認証アプリを登録しました。")
             return redirect(_next_url(request))
         if form.is_valid():
@@ -81,6 +82,7 @@ def otp_setup(request: HttpRequest) -> HttpResponse:
             "qr_svg": qr_svg,
             "secret": device.bin_key.hex(),
             "next": _next_url(request),
+            "required": accounts.second_factor_required(request.user),
         },
     )
 
@@ -100,5 +102,11 @@ def otp_verify(request: HttpRequest) -> HttpResponse:
             return redirect(_next_url(request))
         form.add_error("token", "コードが正しくありません。もう一度入力してください。")
     return render(
-        request, "registration/otp_verify.html", {"form": form, "next": _next_url(request)}
+        request,
+        "registration/otp_verify.html",
+        {
+            "form": form,
+            "next": _next_url(request),
+            "required": accounts.second_factor_required(request.user),
+        },
     )

@@ -7,6 +7,8 @@ from .base import CELERY_BROKER_URL, DATA_DIR, env, filesystem_broker_options
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Tests log in with force_login; the tests of the second factor turn this on themselves.
+SECOND_FACTOR_REQUIRED_GROUPS: tuple[str, ...] = ()
 # Tests start their own sandbox on a free port and point the gateway at it.
 LINE_REQUEST_TIMEOUT_SECONDS = 5.0
 STORAGES = {

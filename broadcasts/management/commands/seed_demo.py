@@ -1,10 +1,12 @@
 """Demo data for the embedded default: one user per role, followers matching the LINE
 sandbox's synthetic followers, and a few broadcasts in different states. Idempotent.
 
-Passwords are generated on first run, kept in var/demo-credentials.json and printed."""
+Passwords are generated on first run, kept in var/demo-credentials.json and printed; so are
+the TOTP secrets of the 承認者 and 管理者, who must enter a code after logging in."""
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 import secrets
@@ -14,6 +16,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from broadcasts import roles, services
 from broadcasts.line.sandbox.state import synthetic_user_id
@@ -44,6 +47,7 @@ class Command(BaseCommand):
             credentials = json.loads(credentials_file.read_text(encoding="utf-8"))
         with transaction.atomic():
             users = self._users(credentials)
+            devices = self._totp_devices(users)
             self._followers(options["followers"], options["staff"])
             self._broadcasts(users)
         credentials_file.write_text(json.dumps(credentials, indent=2), encoding="utf-8")
@@ -51,6 +55,11 @@ class Command(BaseCommand):
         self.stdout.write("\nデモ用ログイン（ユーザー名 / パスワード / 役割）:")
         for username, role, *_ in DEMO_USERS:
             self.stdout.write(f"  {username:<11} {credentials[username]}  {role}")
+            device = devices.get(username)
+            if device is not None:
+                secret = base64.b32encode(device.bin_key).decode()
+                self.stdout.write(f"    二要素認証（TOTP）の鍵: {secret}")
+                self.stdout.write(f"    認証アプリ登録用 URL: {device.config_url}")
         self.stdout.write("")
 
     def _users(self, credentials: dict[str, str]) -> dict[str, User]:
@@ -69,6 +78,20 @@ class Command(BaseCommand):
             user.groups.set([Group.objects.get(name=role)])
             users[username] = user
         return users
+
+    def _totp_devices(self, users: dict[str, User]) -> dict[str, TOTPDevice]:
+        """A confirmed authenticator for each user whose role requires the second factor
+        (承認者, 管理者), created once and kept: add its key to an authenticator app."""
+        devices = {}
+        for username, role, *_ in DEMO_USERS:
+            if role not in (roles.SUPERVISOR, roles.ADMIN):
+                continue
+            user = users[username]
+            device = TOTPDevice.objects.filter(user=user, confirmed=True).order_by("pk").first()
+            if device is None:
+                device = TOTPDevice.objects.create(user=user, name="認証アプリ", confirmed=True)
+            devices[username] = device
+        return devices
 
     def _followers(self, count: int, staff: int) -> None:
         rng = random.Random(20260401)  # noqa: S311 - demo data, not security

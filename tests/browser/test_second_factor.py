@@ -1,0 +1,32 @@
+"""A 承認者 logs in through the real form, is asked for the TOTP code, and lands on the
+dashboard after typing it."""
+
+from __future__ import annotations
+
+import pytest
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from broadcasts import roles
+from tests.broadcasts.test_otp import code
+from tests.fixtures.browser import url
+from tests.fixtures.users import PASSWORD
+
+pytestmark = pytest.mark.browser
+
+
+def test_supervisor_types_the_code_and_reaches_the_dashboard(
+    page, live_server, supervisor, settings
+):
+    settings.SECOND_FACTOR_REQUIRED_GROUPS = (roles.SUPERVISOR, roles.ADMIN)
+    device = TOTPDevice.objects.create(user=supervisor, name="app", confirmed=True)
+
+    page.goto(url(live_server, "login"))
+    page.fill("#id_username", supervisor.get_username())
+    page.fill("#id_password", PASSWORD)
+    page.click("#kw-login-form button[type=submit]")
+    page.wait_for_url(url(live_server, "otp_verify") + "?next=%2F")
+    assert "承認者・管理者は二要素認証が必要です" in page.content()
+
+    page.fill("#id_token", code(device))
+    page.click("main form button[type=submit]")
+    page.wait_for_url(url(live_server, "broadcasts:dashboard"))

@@ -85,6 +85,7 @@ def test_bad_password_shows_japanese_error(page, live_server, drafter):
                 "統計",
                 "操作履歴",
                 "リッチメニュー",
+                "運用状況",
                 "管理",
             ],
             "管理者",

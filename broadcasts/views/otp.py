@@ -3,6 +3,7 @@ emergency approval. The time of the last verification lives in the session."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from urllib.parse import urlencode
 
@@ -80,7 +81,7 @@ def otp_setup(request: HttpRequest) -> HttpResponse:
         {
             "form": form,
             "qr_svg": qr_svg,
-            "secret": device.bin_key.hex(),
+            "secret": base64.b32encode(device.bin_key).decode("ascii"),
             "next": _next_url(request),
             "required": accounts.second_factor_required(request.user),
         },

@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods
 
 from .. import checks, permissions, selectors
@@ -323,7 +324,7 @@ def templates_view(request: HttpRequest) -> HttpResponse:
                 messages.success(request, f"雛形「{template.name}」を保存しました。")
                 return redirect("broadcasts:templates")
         else:
-            messages.error(request, "雛形の名前を入力してください。")
+            messages.error(request, gettext("雛形の名前を入力してください。"))
         return redirect("broadcasts:detail", pk=broadcast.pk)
     templates = MessageTemplate.objects.select_related("created_by").prefetch_related("categories")
     return render(request, "broadcasts/templates.html", {"templates": templates})

@@ -16,6 +16,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from .. import permissions, selectors
@@ -196,7 +197,7 @@ def _switch_to_disaster_menu(request: HttpRequest) -> None:
     except (LineError, BroadcastInvalid, permissions.BroadcastPermissionDenied) as exc:
         messages.warning(request, f"災害用リッチメニューに切り替えられませんでした：{exc}")
     else:
-        messages.success(request, "リッチメニューを災害用に切り替えました。")
+        messages.success(request, gettext("リッチメニューを災害用に切り替えました。"))
 
 
 @require_POST
@@ -212,7 +213,9 @@ def emergency_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
         except InvalidTransition as exc:
             messages.error(request, str(exc))
         else:
-            messages.success(request, "緊急配信の申請を取り下げました。下書きに戻りました。")
+            messages.success(
+                request, gettext("緊急配信の申請を取り下げました。下書きに戻りました。")
+            )
         return redirect("broadcasts:detail", pk=pk)
 
     if not request.user.has_perm("broadcasts.approve_emergency_broadcast"):
@@ -222,14 +225,14 @@ def emergency_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     form = CancelForm(request.POST)
     reason = form.cleaned_data["comment"].strip() if form.is_valid() else ""
     if not reason:
-        messages.error(request, "中止の理由を入力してください。")
+        messages.error(request, gettext("中止の理由を入力してください。"))
         return redirect("broadcasts:emergency_approve", pk=pk)
     try:
         broadcast_cancel(broadcast=broadcast, actor=request.user, comment=reason)
     except InvalidTransition as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, "緊急配信を中止しました（送信されません）。")
+        messages.success(request, gettext("緊急配信を中止しました（送信されません）。"))
     return redirect("broadcasts:detail", pk=pk)
 
 

@@ -16,6 +16,7 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET
 
 from .. import permissions, selectors
@@ -35,23 +36,23 @@ class Tab:
 
 
 TABS = [
-    Tab("all", "すべて", lambda qs, u: qs),
+    Tab("all", _("すべて"), lambda qs, u: qs),
     Tab(
         "mine",
-        "自分の下書き",
+        _("自分の下書き"),
         lambda qs, u: qs.filter(author=u, status__in=[S.DRAFT, S.REJECTED, S.PENDING_REVIEW]),
     ),
     Tab(
         "review",
-        "承認待ち",
+        _("承認待ち"),
         lambda qs, u: qs.filter(status=S.PENDING_REVIEW).exclude(author=u),
     ),
-    Tab("scheduled", "配信予定", lambda qs, u: qs.filter(status=S.SCHEDULED, hold_reason="")),
-    Tab("held", "保留中", lambda qs, u: qs.filter(status=S.SCHEDULED).exclude(hold_reason="")),
-    Tab("sent", "配信済み", lambda qs, u: qs.filter(status__in=[S.SENDING, S.SENT])),
+    Tab("scheduled", _("配信予定"), lambda qs, u: qs.filter(status=S.SCHEDULED, hold_reason="")),
+    Tab("held", _("保留中"), lambda qs, u: qs.filter(status=S.SCHEDULED).exclude(hold_reason="")),
+    Tab("sent", _("配信済み"), lambda qs, u: qs.filter(status__in=[S.SENDING, S.SENT])),
     Tab(
         "failed",
-        "失敗・要対応",
+        _("失敗・要対応"),
         lambda qs, u: qs.filter(status__in=[S.FAILED, S.NEEDS_ATTENTION]),
     ),
 ]
@@ -118,7 +119,9 @@ def row_send_time(broadcast: Broadcast, calendar: Any, now: datetime) -> tuple[s
     return format_jst(effective.at) + "（見込み）", note
 
 
-def _render_list(request: HttpRequest, *, tab: str, template: str, title: str) -> HttpResponse:
+def _render_list(
+    request: HttpRequest, *, tab: str, template: str, title: str, is_review_queue: bool = False
+) -> HttpResponse:
     form = BroadcastFilterForm(request.GET or None)
     filters = form.cleaned_data if form.is_valid() else {}
     qs = broadcasts_for_list(request.user, tab=tab, filters=filters)
@@ -136,6 +139,7 @@ def _render_list(request: HttpRequest, *, tab: str, template: str, title: str) -
         template,
         {
             "title": title,
+            "is_review_queue": is_review_queue,
             "tabs": TABS,
             "tab": tab,
             "form": form,
@@ -153,7 +157,7 @@ def broadcast_list(request: HttpRequest) -> HttpResponse:
     tab = request.GET.get("tab", "all")
     if tab not in TABS_BY_KEY:
         tab = "all"
-    return _render_list(request, tab=tab, template="broadcasts/list.html", title="配信一覧")
+    return _render_list(request, tab=tab, template="broadcasts/list.html", title=_("配信一覧"))
 
 
 @require_GET
@@ -161,4 +165,10 @@ def review_queue(request: HttpRequest) -> HttpResponse:
     """The 広報担当's queue: broadcasts awaiting review, not their own."""
     if not permissions.can_review(request.user):
         raise PermissionDenied
-    return _render_list(request, tab="review", template="broadcasts/list.html", title="承認待ち")
+    return _render_list(
+        request,
+        tab="review",
+        template="broadcasts/list.html",
+        title=_("承認待ち"),
+        is_review_queue=True,
+    )

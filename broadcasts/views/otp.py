@@ -16,6 +16,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -62,7 +63,7 @@ def otp_setup(request: HttpRequest) -> HttpResponse:
         ):
             request.session.pop("kashiwa_totp_enrolment", None)
             otp_login(request, device)  # the first code proved the app: this login is verified
-            messages.success(request, "認証アプリを登録しました。")
+            messages.success(request, gettext("認証アプリを登録しました。"))
             return redirect(_next_url(request))
         if form.is_valid():
             form.add_error(
@@ -91,7 +92,7 @@ def otp_setup(request: HttpRequest) -> HttpResponse:
 def otp_verify(request: HttpRequest) -> HttpResponse:
     has_device = TOTPDevice.objects.devices_for_user(request.user, confirmed=True).exists()
     if not has_device:
-        messages.info(request, "先に認証アプリを登録してください。")
+        messages.info(request, gettext("先に認証アプリを登録してください。"))
         return redirect(f"{reverse('otp_setup')}?{urlencode({'next': _next_url(request)})}")
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -99,7 +100,7 @@ def otp_verify(request: HttpRequest) -> HttpResponse:
         if device is not None:
             otp_login(request, device)
             request.session[SESSION_KEY] = timezone.now().isoformat()
-            messages.success(request, "二要素認証を確認しました（5分間有効）。")
+            messages.success(request, gettext("二要素認証を確認しました（5分間有効）。"))
             return redirect(_next_url(request))
         form.add_error("token", "コードが正しくありません。もう一度入力してください。")
     return render(

@@ -15,6 +15,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from .. import checks, permissions, selectors
@@ -215,7 +216,7 @@ def submit(request: HttpRequest, pk: int) -> HttpResponse:
     except InvalidTransition as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, "承認を申請しました。広報担当の確認をお待ちください。")
+        messages.success(request, gettext("承認を申請しました。広報担当の確認をお待ちください。"))
     return redirect("broadcasts:detail", pk=pk)
 
 
@@ -227,7 +228,7 @@ def withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     except InvalidTransition as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, "申請を取り下げました。下書きに戻りました。")
+        messages.success(request, gettext("申請を取り下げました。下書きに戻りました。"))
     return redirect("broadcasts:detail", pk=pk)
 
 
@@ -249,7 +250,9 @@ def approve(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("broadcasts:detail", pk=pk)
     form = ApproveForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "確認した内容を特定できません。ページを再読み込みしてください。")
+        messages.error(
+            request, gettext("確認した内容を特定できません。ページを再読み込みしてください。")
+        )
         return redirect("broadcasts:detail", pk=pk)
     try:
         broadcast = broadcast_approve(
@@ -287,7 +290,7 @@ def reject(request: HttpRequest, pk: int) -> HttpResponse:
             messages.error(request, str(exc))
             return redirect("broadcasts:detail", pk=pk)
         else:
-            messages.success(request, "差し戻しました。起案者に理由が表示されます。")
+            messages.success(request, gettext("差し戻しました。起案者に理由が表示されます。"))
             return redirect("broadcasts:detail", pk=pk)
     context = _detail_context(request, broadcast, reject_form=form)
     return render(request, "broadcasts/detail.html", context, status=400)

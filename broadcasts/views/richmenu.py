@@ -9,6 +9,7 @@ from typing import Any
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_POST, require_safe
 
 from ..line.errors import LineError
@@ -98,7 +99,7 @@ def richmenu_switch(request: HttpRequest) -> HttpResponse:
     _require_admin(request)
     kind = request.POST.get("kind", "")
     if kind not in RichMenu.Kind.values:
-        messages.error(request, "切り替え先が正しくありません。")
+        messages.error(request, gettext("切り替え先が正しくありません。"))
         return redirect("broadcasts:richmenu_list")
     try:
         menu = richmenu_services.rich_menu_switch(kind=kind, actor=request.user)

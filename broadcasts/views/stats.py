@@ -23,6 +23,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
 from .. import selectors_dashboard as dash
@@ -294,7 +295,8 @@ def stats_refresh(request: HttpRequest) -> HttpResponse:
 
     _enqueue(tasks.refresh_insight)
     messages.success(
-        request, "LINE から最新の数値を取得しています。しばらくしてから再読み込みしてください。"
+        request,
+        gettext("LINE から最新の数値を取得しています。しばらくしてから再読み込みしてください。"),
     )
     return redirect(reverse("broadcasts:stats") + "?" + request.POST.get("query", ""))
 
@@ -339,12 +341,15 @@ def _row_with(b: Broadcast, stats: BroadcastStats | None) -> dict[str, Any]:
 def broadcast_stats_refresh(request: HttpRequest, pk: int) -> HttpResponse:
     broadcast = _broadcast(request, pk)
     if broadcast.status != Broadcast.Status.SENT:
-        messages.error(request, "配信済みの配信だけ LINE の数値を取得できます。")
+        messages.error(request, gettext("配信済みの配信だけ LINE の数値を取得できます。"))
     else:
         from .. import tasks
 
         _enqueue(tasks.refresh_broadcast_stats, broadcast.pk)
         messages.success(
-            request, "LINE から最新の数値を取得しています。しばらくしてから再読み込みしてください。"
+            request,
+            gettext(
+                "LINE から最新の数値を取得しています。しばらくしてから再読み込みしてください。"
+            ),
         )
     return redirect("broadcasts:broadcast_stats", pk=pk)

@@ -21,6 +21,13 @@ def can_draft(user: User) -> bool:
     return user.is_active and user.has_perm("broadcasts.add_broadcast")
 
 
+def can_view(user: User, broadcast: Broadcast) -> bool:
+    """Authors and reviewers see drafts; everyone with view permission sees the rest."""
+    if broadcast.author_id == user.pk or can_review(user):
+        return True
+    return user.has_perm("broadcasts.view_broadcast") and broadcast.status != "draft"
+
+
 def can_edit(user: User, broadcast: Broadcast) -> bool:
     """Drafters edit only their own broadcasts; reviewers may fix any before sending."""
     if not user.is_active or not user.has_perm("broadcasts.change_broadcast"):

@@ -21,6 +21,11 @@ def calendar_load() -> Calendar:
     return Calendar.from_settings(overrides=overrides)
 
 
+def calendar_overrides_between(start: dt.date, end: dt.date) -> dict[dt.date, CalendarOverride]:
+    """The admins' overrides from ``start`` to ``end`` inclusive, by date: one query."""
+    return {o.date: o for o in CalendarOverride.objects.filter(date__range=(start, end))}
+
+
 def followers_active() -> QuerySet[Follower]:
     return Follower.objects.filter(unfollowed_at__isnull=True)
 

@@ -6,49 +6,22 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 
+from broadcasts import selectors
 from broadcasts.models import Broadcast, CalendarOverride
 from broadcasts.permissions import can_administer
-from broadcasts.schedule import JST, Calendar, format_date, format_hm, format_jst, jst_date
+from broadcasts.schedule import Calendar, format_date, format_hm, format_jst, jst_date
 from broadcasts.selectors_dashboard import scheduled_per_day
 
 CALENDAR_DAYS = 60
 # A busy day shows its first entries and "ほか N 件" (keeps the page fast with many sends).
 CALENDAR_PER_DAY = 5
-CALENDAR_STATUSES = (
-    Broadcast.Status.SCHEDULED,
-    Broadcast.Status.SENDING,
-    Broadcast.Status.SENT,
-)
-
-
-# --- reads (to move to selectors.py) -----------------------------------------------------------
-
-
-def calendar_overrides_between(start: date, end: date) -> dict[date, CalendarOverride]:
-    """The admins' overrides from ``start`` to ``end`` inclusive, by date: one query."""
-    return {o.date: o for o in CalendarOverride.objects.filter(date__range=(start, end))}
-
-
-def broadcasts_scheduled_between(start: date, end: date) -> QuerySet[Broadcast]:
-    """Scheduled, sending and sent broadcasts whose ``scheduled_for`` falls on a JST date from
-    ``start`` to ``end`` inclusive, in time order, categories prefetched."""
-    since = datetime.combine(start, time(0), tzinfo=JST)
-    until = datetime.combine(end + timedelta(days=1), time(0), tzinfo=JST)
-    return (
-        Broadcast.objects.filter(
-            status__in=CALENDAR_STATUSES, scheduled_for__gte=since, scheduled_for__lt=until
-        )
-        .prefetch_related("categories")
-        .order_by("scheduled_for", "id")
-    )
 
 
 # --- the page ----------------------------------------------------------------------------------
@@ -82,7 +55,7 @@ class CalendarDay:
 
 def calendar_days(*, today: date, days: int = CALENDAR_DAYS) -> list[CalendarDay]:
     end = today + timedelta(days=days - 1)
-    overrides = calendar_overrides_between(today, end)
+    overrides = selectors.calendar_overrides_between(today, end)
     calendar = Calendar.from_settings({d: (o.is_open, o.reason) for d, o in overrides.items()})
     by_day: dict[date, list[CalendarEntry]] = defaultdict(list)
     firsts, totals = scheduled_per_day(today, end, per_day=CALENDAR_PER_DAY)

@@ -248,18 +248,9 @@ def _broadcast_or_404(request: HttpRequest, pk: int) -> Broadcast:
         Broadcast.objects.select_related("author", "division").prefetch_related("categories"),
         pk=pk,
     )
-    if not can_view(request.user, broadcast):
+    if not permissions.can_view(request.user, broadcast):
         raise Http404
     return broadcast
-
-
-def can_view(user: Any, broadcast: Broadcast) -> bool:
-    """Authors and reviewers see drafts; everyone with view permission sees the rest."""
-    if broadcast.author_id == user.pk or permissions.can_review(user):
-        return True
-    return user.has_perm("broadcasts.view_broadcast") and broadcast.status != (
-        Broadcast.Status.DRAFT
-    )
 
 
 @require_http_methods(["GET", "POST"])

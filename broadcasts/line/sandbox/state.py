@@ -107,7 +107,9 @@ class SandboxState:
         self._deliveries: list[Delivery] = []
         self._by_request_id: dict[str, Delivery] = {}
         self._retry_keys: dict[str, Delivery] = {}
-        self._inbox: dict[str, list[InboxItem]] = {}
+        # Per follower, the deliveries that reached them (the inbox items are built when read:
+        # a 500-recipient multicast costs 500 list appends, not 500 objects).
+        self._inbox: dict[str, list[Delivery]] = {}
         self._faults: list[Fault] = []
         self._fault_ids = itertools.count(1)
         self._requests: deque[RequestLogEntry] = deque(maxlen=1000)
@@ -451,19 +453,7 @@ class SandboxState:
         if delivery.retry_key:
             self._retry_keys[delivery.retry_key] = delivery
         for user_id in delivery.recipients:
-            inbox = self._inbox.setdefault(user_id, [])
-            for message, sent in zip(delivery.messages, delivery.sent_messages, strict=True):
-                inbox.append(
-                    InboxItem(
-                        user_id=user_id,
-                        request_id=delivery.request_id,
-                        endpoint=delivery.endpoint,
-                        message=message,
-                        message_id=sent["id"],
-                        received_at=delivery.accepted_at,
-                        notification_disabled=delivery.notification_disabled,
-                    )
-                )
+            self._inbox.setdefault(user_id, []).append(delivery)
 
     def deliveries(
         self,
@@ -491,7 +481,20 @@ class SandboxState:
     def inbox(self, user_id: str) -> list[InboxItem]:
         """What one follower received, oldest first."""
         with self.lock:
-            return list(self._inbox.get(user_id, ()))
+            deliveries = list(self._inbox.get(user_id, ()))
+        return [
+            InboxItem(
+                user_id=user_id,
+                request_id=delivery.request_id,
+                endpoint=delivery.endpoint,
+                message=message,
+                message_id=sent["id"],
+                received_at=delivery.accepted_at,
+                notification_disabled=delivery.notification_disabled,
+            )
+            for delivery in deliveries
+            for message, sent in zip(delivery.messages, delivery.sent_messages, strict=True)
+        ]
 
     # --- rich menus ---------------------------------------------------------------------------
 

@@ -131,3 +131,18 @@ def test_seed_demo_prints_the_totp_secrets_once_created(db, settings, tmp_path):
         for out in (first, second):
             assert secret in out.getvalue()
             assert device.config_url in out.getvalue()
+
+
+def test_seed_demo_creates_nothing_when_connected_to_real_line(db, settings):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from broadcasts.models import Follower, User
+
+    settings.LINE_USES_SANDBOX = False
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    assert "デモデータは作成しません" in out.getvalue()
+    assert not User.objects.filter(username="drafter").exists()
+    assert not Follower.objects.exists()

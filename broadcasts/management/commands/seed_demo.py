@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -39,7 +39,13 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.LINE_USES_SANDBOX:
-            raise CommandError("デモデータは LINE サンドボックス接続時のみ作成できます。")
+            # With real channel credentials `./dev run` still starts: demo users and synthetic
+            # followers must never be created next to real citizens.
+            self.stdout.write(
+                "実際の LINE に接続しているため、デモデータは作成しません。"
+                "職員は `manage.py createsuperuser` と管理画面で登録してください。"
+            )
+            return
         credentials_file = settings.DATA_DIR / "demo-credentials.json"
         settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
         credentials: dict[str, str] = {}

@@ -214,7 +214,10 @@ def broadcast_create_view(request: HttpRequest) -> HttpResponse:
             except BroadcastInvalid as exc:
                 apply_service_problems(form, formset, exc.problems)
             else:
-                messages.success(request, f"「{broadcast.title}」を下書きとして保存しました。")
+                messages.success(
+                    request,
+                    gettext("「%(t)s」を下書きとして保存しました。") % {"t": broadcast.title},
+                )
                 return redirect("broadcasts:detail", pk=broadcast.pk)
         return _render_compose(request, form=form, formset=formset, broadcast=None, status=400)
 
@@ -279,7 +282,9 @@ def broadcast_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
                         "承認後に内容を変更したため、もう一度承認が必要です（承認待ちに戻りました）。",
                     )
                 else:
-                    messages.success(request, f"「{broadcast.title}」を保存しました。")
+                    messages.success(
+                        request, gettext("「%(t)s」を保存しました。") % {"t": broadcast.title}
+                    )
                 return redirect("broadcasts:detail", pk=broadcast.pk)
         return _render_compose(request, form=form, formset=formset, broadcast=broadcast, status=400)
     form = BroadcastForm(initial=BroadcastForm.initial_for(broadcast))
@@ -312,7 +317,9 @@ def templates_view(request: HttpRequest) -> HttpResponse:
                     request, "雛形を保存できません: " + "／".join(p.message for p in exc.problems)
                 )
             else:
-                messages.success(request, f"雛形「{template.name}」を保存しました。")
+                messages.success(
+                    request, gettext("雛形「%(n)s」を保存しました。") % {"n": template.name}
+                )
                 return redirect("broadcasts:templates")
         else:
             messages.error(request, gettext("雛形の名前を入力してください。"))

@@ -195,7 +195,9 @@ def _switch_to_disaster_menu(request: HttpRequest) -> None:
     try:
         rich_menu_switch(kind=RichMenu.Kind.DISASTER, actor=request.user)
     except (LineError, BroadcastInvalid, permissions.BroadcastPermissionDenied) as exc:
-        messages.warning(request, f"災害用リッチメニューに切り替えられませんでした：{exc}")
+        messages.warning(
+            request, gettext("災害用リッチメニューに切り替えられませんでした：%(e)s") % {"e": exc}
+        )
     else:
         messages.success(request, gettext("リッチメニューを災害用に切り替えました。"))
 

@@ -311,7 +311,9 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
         except InvalidTransition as exc:
             messages.error(request, str(exc))
         else:
-            messages.success(request, f"「{broadcast.title}」の配信を取り消しました。")
+            messages.success(
+                request, gettext("「%(t)s」の配信を取り消しました。") % {"t": broadcast.title}
+            )
         return redirect("broadcasts:detail", pk=pk)
     return render(request, "broadcasts/cancel_confirm.html", {"broadcast": broadcast, "form": form})
 
@@ -326,7 +328,7 @@ def test_send(request: HttpRequest, pk: int) -> HttpResponse:
     except InvalidTransition as exc:
         messages.error(request, str(exc))
     except LineError as exc:
-        messages.error(request, f"テスト送信に失敗しました: {exc.describe()}")
+        messages.error(request, gettext("テスト送信に失敗しました: %(e)s") % {"e": exc.describe()})
     else:
         messages.success(
             request,

@@ -110,5 +110,7 @@ def richmenu_switch(request: HttpRequest) -> HttpResponse:
     except LineError as exc:
         messages.error(request, "LINE での切り替えに失敗しました: " + exc.describe())
     else:
-        messages.success(request, f"利用者のメニューを「{menu.name}」に切り替えました。")
+        messages.success(
+            request, gettext("利用者のメニューを「%(n)s」に切り替えました。") % {"n": menu.name}
+        )
     return redirect("broadcasts:richmenu_list")

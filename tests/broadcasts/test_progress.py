@@ -61,3 +61,17 @@ def test_progress_is_not_shown_to_people_who_cannot_see_the_broadcast(
     )
     client.force_login(other_drafter)
     assert client.get(reverse("broadcasts:progress", args=[b.pk])).status_code == 404
+
+
+def test_lists_paginate_and_keep_their_filters(client, drafter, reviewer):
+    from tests.factories import SentBroadcastFactory
+
+    for i in range(30):
+        SentBroadcastFactory(author=drafter, title=f"お知らせ {i}")
+    client.force_login(reviewer)
+    page = client.get(reverse("broadcasts:list") + "?tab=sent&q=お知らせ").content.decode()
+    assert "1 / 2" in page
+    assert "page=2" in page and "tab=sent" in page
+    page2 = client.get(reverse("broadcasts:list") + "?tab=sent&q=お知らせ&page=2").content.decode()
+    assert "2 / 2" in page2
+    assert page2.count('data-testid="broadcast-row"') == 5

@@ -173,6 +173,11 @@ def check_messages(messages: Any) -> list[Problem]:
     return problems
 
 
+def has_drill_marker(messages: list[dict[str, Any]]) -> bool:
+    """Whether any text a citizen would read carries 【訓練】."""
+    return any(DRILL_MARKER in text for text in message_texts(messages))
+
+
 def message_texts(messages: list[dict[str, Any]]) -> list[str]:
     """The human-readable text in messages (for search, checks and markers)."""
     texts = []

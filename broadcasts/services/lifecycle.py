@@ -21,6 +21,7 @@ from ..content import (
     Problem,
     check_messages,
     content_hash,
+    has_drill_marker,
     message_texts,
 )
 from ..models import Broadcast, Category, Division, User
@@ -115,7 +116,13 @@ def compute_hash(broadcast: Broadcast, category_codes: list[str] | None = None) 
     )
 
 
-def _snapshot(broadcast: Broadcast, category_codes: list[str]) -> dict[str, Any]:
+def broadcast_snapshot(
+    broadcast: Broadcast, category_codes: list[str] | None = None
+) -> dict[str, Any]:
+    """The editable content as the audit log records it (``before``/``after`` of an edit);
+    the review screen diffs the current content against the last approved snapshot."""
+    if category_codes is None:
+        category_codes = [c.code for c in broadcast.categories.all()]
     return {
         "title": broadcast.title,
         "messages": broadcast.messages,
@@ -162,7 +169,7 @@ def _normalise(
         priority = Broadcast.Priority.EMERGENCY
         emergency_reason = emergency_reason or "訓練"
         messages = mark_drill(messages)
-    elif any(DRILL_MARKER in text for text in message_texts(messages)):
+    elif has_drill_marker(messages):
         raise BroadcastInvalid(
             [
                 Problem(
@@ -226,7 +233,7 @@ def broadcast_create(
         actor=author,
         broadcast=broadcast,
         to_status=broadcast.status,
-        data={"after": _snapshot(broadcast, codes)},
+        data={"after": broadcast_snapshot(broadcast, codes)},
     )
     return broadcast
 
@@ -252,7 +259,7 @@ def broadcast_update(
     if broadcast.status not in EDITABLE:
         raise InvalidTransition(broadcast.status, "編集")
     old_codes = list(broadcast.categories.values_list("code", flat=True))
-    before = _snapshot(broadcast, old_codes)
+    before = broadcast_snapshot(broadcast, old_codes)
     audience, priority, emergency_reason, messages = _normalise(
         kind=broadcast.kind,
         priority=priority,
@@ -274,7 +281,7 @@ def broadcast_update(
     broadcast.content_hash = new_hash
     broadcast.save()
     broadcast.categories.set(categories)
-    after = _snapshot(broadcast, codes)
+    after = broadcast_snapshot(broadcast, codes)
     changed = sorted(k for k in after if after[k] != before[k])
     audit_record(
         verb="edit",

@@ -28,7 +28,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from .. import ops, selectors
-from ..content import DRILL_MARKER, message_texts
+from ..content import has_drill_marker
 from ..line.errors import (
     LineError,
     LinePermanentError,
@@ -322,9 +322,7 @@ def _prepare(broadcast_id: int, now: dt.datetime) -> tuple[Broadcast | None, Sen
         if broadcast.is_drill and broadcast.audience != Broadcast.Audience.STAFF_TEST:
             _stop(broadcast, "needs_attention", "訓練は職員テスト受信者にしか送信できません。")
             return None, SendOutcome("needs_attention", "drill to citizens")
-        if not broadcast.is_drill and any(
-            DRILL_MARKER in text for text in message_texts(broadcast.messages)
-        ):
+        if not broadcast.is_drill and has_drill_marker(broadcast.messages):
             _stop(broadcast, "needs_attention", "本番の配信に【訓練】の表示があるため止めました。")
             return None, SendOutcome("needs_attention", "drill marker on a live send")
         if broadcast.is_emergency and not _emergency_approved(broadcast):

@@ -35,7 +35,7 @@ from ..services import (
     broadcast_withdraw,
     compute_hash,
 )
-from ..services.lifecycle import ACTION_LABELS
+from ..services.lifecycle import ACTION_LABELS, broadcast_snapshot
 from ..services.scheduling import schedule_for
 from .compose import _broadcast_or_404
 from .emergency import emergency_context
@@ -59,20 +59,6 @@ FIELD_LABELS = {
     "kind": "種別",
 }
 PRE_SEND = frozenset({S.DRAFT, S.REJECTED, S.PENDING_REVIEW, S.SCHEDULED, S.NEEDS_ATTENTION})
-
-
-def _snapshot(broadcast: Broadcast) -> dict[str, Any]:
-    return {
-        "title": broadcast.title,
-        "messages": broadcast.messages,
-        "audience": broadcast.audience,
-        "categories": sorted(c.code for c in broadcast.categories.all()),
-        "requested_at": broadcast.requested_at.isoformat() if broadcast.requested_at else None,
-        "priority": broadcast.priority,
-        "emergency_reason": broadcast.emergency_reason,
-        "notification_disabled": broadcast.notification_disabled,
-        "kind": broadcast.kind,
-    }
 
 
 def last_approved_version(events: list[BroadcastEvent]) -> dict[str, Any] | None:
@@ -146,7 +132,7 @@ def _detail_context(
     if broadcast.status == S.PENDING_REVIEW:
         approved = last_approved_version(events)
         if approved is not None:
-            diff = approved_diff(approved, _snapshot(broadcast))
+            diff = approved_diff(approved, broadcast_snapshot(broadcast))
     is_author = broadcast.author_id == user.pk
     pending = broadcast.status == S.PENDING_REVIEW
     rejection = None

@@ -271,7 +271,8 @@ def open_today_if_closed(today: dt.date) -> str:
     from broadcasts import selectors
     from broadcasts.models import CalendarOverride
 
-    calendar = selectors.calendar_load()
+    noon = dt.datetime.combine(today, dt.time(12), tzinfo=ZoneInfo("Asia/Tokyo"))
+    calendar = selectors.calendar_load(now=noon)
     reason = calendar.closed_reason(today)
     if reason is None:
         return "an opening day"

@@ -12,9 +12,12 @@ from .models import Broadcast, CalendarOverride, Delivery, Follower
 from .schedule import Calendar
 
 
-def calendar_load() -> Calendar:
-    """The opening-day calendar with the admin overrides from yesterday on (JST)."""
-    since = timezone.localdate(timezone.now()) - dt.timedelta(days=1)
+def calendar_load(*, now: dt.datetime) -> Calendar:
+    """The opening-day calendar with the admin overrides from the day before ``now`` (JST) on.
+
+    ``now`` is the caller's clock reading: which overrides matter depends on it, so reading
+    the wall clock here made the calendar disagree with the ``now`` it was used with."""
+    since = timezone.localdate(now) - dt.timedelta(days=1)
     overrides = {
         o.date: (o.is_open, o.reason) for o in CalendarOverride.objects.filter(date__gte=since)
     }

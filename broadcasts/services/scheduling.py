@@ -31,7 +31,7 @@ def estimated_duration(broadcast: Broadcast, recipients: int | None = None) -> d
 def schedule_for(
     broadcast: Broadcast, *, now: dt.datetime, calendar: Calendar | None = None
 ) -> Effective:
-    calendar = calendar or selectors.calendar_load()
+    calendar = calendar or selectors.calendar_load(now=now)
     return calendar.effective_send_time(
         requested=broadcast.requested_at,
         now=now,

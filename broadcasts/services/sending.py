@@ -167,7 +167,7 @@ def broadcasts_dispatch_due(*, now: dt.datetime | None = None, limit: int = 100)
     """Claim due broadcasts and hand stalled sends to a new worker. Run by Celery beat."""
     now = now or timezone.now()
     ops.dispatcher_heartbeat(now)
-    calendar = selectors.calendar_load()
+    calendar = selectors.calendar_load(now=now)
     result = DispatchResult()
     with transaction.atomic():
         due = list(
@@ -334,7 +334,7 @@ def _prepare(broadcast_id: int, now: dt.datetime) -> tuple[Broadcast | None, Sen
             return None, SendOutcome("needs_attention", "no emergency approval")
         started = broadcast.deliveries.filter(status=D.ACCEPTED).exists()
         if not started:
-            hold = _window_check(broadcast, now, selectors.calendar_load())
+            hold = _window_check(broadcast, now, selectors.calendar_load(now=now))
             if hold is not None:
                 _hold(broadcast, at=hold[0], reason=hold[1], from_sending=True)
                 return None, SendOutcome("held", hold[1])

@@ -74,7 +74,7 @@ def effective_preview(
     )
     probe = Broadcast(audience=audience, requested_at=requested, priority=priority)
     duration = estimated_duration(probe, counts.get(audience, 0))
-    effective = selectors.calendar_load().effective_send_time(
+    effective = selectors.calendar_load(now=now).effective_send_time(
         requested=requested, now=now, emergency=emergency, estimated_duration=duration
     )
     past = requested is not None and requested < now

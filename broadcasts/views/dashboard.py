@@ -129,7 +129,7 @@ POLL = {
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
-    calendar = selectors.calendar_load()
+    calendar = selectors.calendar_load(now=now)
     context: dict[str, Any] = {
         "poll": POLL,
         "now": now,
@@ -147,7 +147,7 @@ def dashboard_part(request: HttpRequest, part: str) -> HttpResponse:
     if build is None:
         raise Http404
     now = timezone.now()
-    calendar = selectors.calendar_load()
+    calendar = selectors.calendar_load(now=now)
     context = {"poll": POLL, "now": now, **build(request, now, calendar)}
     response = render(request, f"{PARTS_DIR}/_{part}.html", context)
     response["Cache-Control"] = "no-store"

@@ -126,8 +126,8 @@ def _render_list(
     filters = form.cleaned_data if form.is_valid() else {}
     qs = broadcasts_for_list(request.user, tab=tab, filters=filters)
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
-    calendar = selectors.calendar_load()
     now = timezone.now()
+    calendar = selectors.calendar_load(now=now)
     rows = []
     for broadcast in page.object_list:
         when, note = row_send_time(broadcast, calendar, now)

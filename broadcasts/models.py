@@ -288,8 +288,9 @@ class Delivery(models.Model):
 class BroadcastEvent(models.Model):
     """Append-only audit log: who did what, when, with the state before and after.
 
-    The app never updates or deletes these rows (``save`` refuses updates; on PostgreSQL a
-    trigger rejects UPDATE/DELETE)."""
+    The app never updates or deletes these rows (``save`` refuses updates). The database
+    refuses them too, whatever path writes: triggers reject UPDATE and DELETE on SQLite and
+    PostgreSQL, and TRUNCATE on PostgreSQL (migrations 0003 and 0011)."""
 
     broadcast = models.ForeignKey(
         Broadcast, null=True, blank=True, on_delete=models.PROTECT, related_name="events"

@@ -3,9 +3,11 @@
 from pathlib import Path
 
 from .base import *  # noqa: F403
-from .base import CELERY_BROKER_URL, DATA_DIR, env, filesystem_broker_options
+from .base import CELERY_BROKER_URL, DATA_DIR, INSTALLED_APPS, env, filesystem_broker_options
 
 DEBUG = False
+# A `flush` that can empty the append-only audit log (see tests/dbflush); never in production.
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.dbflush"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tests log in with force_login; the tests of the second factor turn this on themselves.
 SECOND_FACTOR_REQUIRED_GROUPS: tuple[str, ...] = ()

@@ -11,6 +11,7 @@ from .errors import (
     InvalidTransition,
     SecondFactorRequired,
     StaleApproval,
+    TooManyTestSends,
 )
 from .lifecycle import (
     TRANSITIONS,
@@ -45,6 +46,7 @@ __all__ = [
     "SendOutcome",
     "StaleApproval",
     "TestSendResult",
+    "TooManyTestSends",
     "audit_record",
     "broadcast_approve",
     "broadcast_cancel",

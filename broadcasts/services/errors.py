@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from ..content import Problem
 from ..permissions import BroadcastPermissionDenied
+from ..schedule import format_jst, jst_date
 
 __all__ = [
     "BroadcastInvalid",
@@ -11,6 +14,7 @@ __all__ = [
     "InvalidTransition",
     "SecondFactorRequired",
     "StaleApproval",
+    "TooManyTestSends",
 ]
 
 
@@ -50,3 +54,30 @@ class SecondFactorRequired(BroadcastPermissionDenied):
         super().__init__(
             "緊急配信の承認には、5分以内の二要素認証（認証アプリのワンタイムパスワード）が必要です。"
         )
+
+
+class TooManyTestSends(Exception):
+    """This person has made as many test sends as the window allows; nothing was sent."""
+
+    def __init__(
+        self, *, limit: int, window: dt.timedelta, retry_at: dt.datetime, now: dt.datetime
+    ) -> None:
+        # Shown as HH:MM: round up, so that trying at the time shown always works.
+        shown = retry_at
+        if shown.second or shown.microsecond:
+            shown = shown.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+        when = format_jst(shown, with_date=jst_date(shown) != jst_date(now))
+        super().__init__(
+            f"テスト送信は{_window_label(window)}に{limit}回までです。"
+            f"{when} 以降にもう一度お試しください。"
+        )
+        self.limit = limit
+        self.window = window
+        self.retry_at = retry_at
+
+
+def _window_label(window: dt.timedelta) -> str:
+    minutes = int(window.total_seconds() // 60)
+    if minutes % 60 == 0:
+        return f"{minutes // 60}時間"
+    return f"{minutes}分間"

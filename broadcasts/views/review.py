@@ -27,6 +27,7 @@ from ..services import (
     BroadcastInvalid,
     InvalidTransition,
     StaleApproval,
+    TooManyTestSends,
     broadcast_approve,
     broadcast_cancel,
     broadcast_reject,
@@ -308,10 +309,10 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
 def test_send(request: HttpRequest, pk: int) -> HttpResponse:
     broadcast = _broadcast_or_404(request, pk)
     try:
-        result = broadcast_send_test(broadcast=broadcast, actor=request.user)
+        result = broadcast_send_test(broadcast=broadcast, actor=request.user, now=timezone.now())
     except BroadcastInvalid as exc:
         messages.error(request, "テスト送信できません: " + _problems_text(exc))
-    except InvalidTransition as exc:
+    except (InvalidTransition, TooManyTestSends) as exc:
         messages.error(request, str(exc))
     except LineError as exc:
         messages.error(request, gettext("テスト送信に失敗しました: %(e)s") % {"e": exc.describe()})

@@ -274,6 +274,11 @@ MULTICAST_MAX_PER_SECOND = env.get_int("MULTICAST_MAX_PER_SECOND", 200)
 MULTICAST_CONCURRENCY = env.get_int("MULTICAST_CONCURRENCY", 6)
 # A send that stops making progress for this long is taken over by another worker.
 SEND_LEASE_SECONDS = env.get_int("SEND_LEASE_SECONDS", 60)
+# Test sends per person: each costs LINE quota and buzzes the staff test recipients' phones.
+TEST_SEND_LIMIT = env.get_int("TEST_SEND_LIMIT", 5)
+TEST_SEND_WINDOW_MINUTES = env.get_int("TEST_SEND_WINDOW_MINUTES", 10)
+if TEST_SEND_LIMIT < 1 or TEST_SEND_WINDOW_MINUTES < 1:
+    raise env.ConfigError("TEST_SEND_LIMIT と TEST_SEND_WINDOW_MINUTES は 1 以上にしてください")
 
 LOGGING = {
     "version": 1,

@@ -333,7 +333,7 @@ def sandbox_followers(line_sandbox):
 def test_test_send_reaches_only_staff_test_recipients(drafter, sandbox_followers):
     sandbox = sandbox_followers
     broadcast = create(drafter)
-    result = broadcast_send_test(broadcast=broadcast, actor=drafter)
+    result = broadcast_send_test(broadcast=broadcast, actor=drafter, now=NOW)
     staff = sorted(sandbox.staff_ids())
     assert result.recipient_count == 3
     deliveries = sandbox.deliveries()
@@ -353,8 +353,8 @@ def test_test_send_reaches_only_staff_test_recipients(drafter, sandbox_followers
 
 def test_each_test_send_uses_a_fresh_retry_key(drafter, sandbox_followers):
     broadcast = create(drafter)
-    broadcast_send_test(broadcast=broadcast, actor=drafter)
-    broadcast_send_test(broadcast=broadcast, actor=drafter)
+    broadcast_send_test(broadcast=broadcast, actor=drafter, now=NOW)
+    broadcast_send_test(broadcast=broadcast, actor=drafter, now=NOW)
     keys = [d.retry_key for d in sandbox_followers.deliveries()]
     assert len(keys) == 2 and len(set(keys)) == 2 and all(keys)
 
@@ -363,7 +363,7 @@ def test_unfollowed_staff_are_not_sent_to(drafter, sandbox_followers):
     first = Follower.objects.filter(is_staff_test_recipient=True).order_by("id").first()
     first.unfollowed_at = NOW
     first.save()
-    result = broadcast_send_test(broadcast=create(drafter), actor=drafter)
+    result = broadcast_send_test(broadcast=create(drafter), actor=drafter, now=NOW)
     assert result.recipient_count == 2
     assert first.line_user_id not in sandbox_followers.deliveries()[0].recipients
 
@@ -371,16 +371,16 @@ def test_unfollowed_staff_are_not_sent_to(drafter, sandbox_followers):
 def test_test_send_without_staff_recipients_is_refused(drafter, line_sandbox):
     Follower.objects.create(line_user_id="U" + "0" * 32)
     with pytest.raises(BroadcastInvalid, match="職員テスト受信者が登録されていない"):
-        broadcast_send_test(broadcast=create(drafter), actor=drafter)
+        broadcast_send_test(broadcast=create(drafter), actor=drafter, now=NOW)
     assert not line_sandbox.deliveries()
 
 
 def test_test_send_is_for_the_author_or_reviewers(drafter, other_drafter, sandbox_followers):
     with pytest.raises(BroadcastPermissionDenied):
-        broadcast_send_test(broadcast=create(drafter), actor=other_drafter)
+        broadcast_send_test(broadcast=create(drafter), actor=other_drafter, now=NOW)
 
 
 def test_test_send_is_refused_after_approval(drafter, reviewer, sandbox_followers):
     broadcast = broadcast_approve(broadcast=pending(drafter), actor=reviewer)
     with pytest.raises(InvalidTransition):
-        broadcast_send_test(broadcast=broadcast, actor=drafter)
+        broadcast_send_test(broadcast=broadcast, actor=drafter, now=NOW)

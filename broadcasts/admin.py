@@ -5,10 +5,16 @@ services (with their permission checks and audit rows), never through a raw admi
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.http import HttpRequest
+from django.contrib.auth.forms import AdminPasswordChangeForm
+from django.contrib.auth.models import Group
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import reverse
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from . import models
 
@@ -24,11 +30,121 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class AdminSetPasswordForm(AdminPasswordChangeForm):
+    """An admin sets another user's (forgotten) password through the audited service: the
+    user must choose their own at the next login. No "unusable password" option."""
+
+    def __init__(self, user: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(user, *args, **kwargs)
+        self.fields.pop("usable_password", None)
+        self.fields["password1"].required = True
+        self.fields["password2"].required = True
+
+    def save(self, commit: bool = True) -> Any:
+        from .middleware import current_user
+        from .services.accounts import password_set_by_admin
+
+        password_set_by_admin(
+            user=self.user, actor=current_user(), password=self.cleaned_data["password1"]
+        )
+        self.user.refresh_from_db()
+        return self.user
+
+
 @admin.register(models.User)
 class UserAdmin(DjangoUserAdmin):
-    fieldsets = (*DjangoUserAdmin.fieldsets, ("担当課", {"fields": ("division",)}))
+    """Accounts. What the web UI can never do (OWASP ASVS V4, least privilege): make anyone
+    superuser or staff, or grant raw permissions — those are for ``manage.py user_flags`` and
+    ``createsuperuser`` on the server. An admin cannot change their own groups or flags, and
+    never sees a TOTP secret."""
+
+    fieldsets = (
+        (None, {"fields": ("username", "password")}),
+        ("氏名・連絡先", {"fields": ("last_name", "first_name", "email")}),
+        ("役割", {"fields": ("is_active", "groups", "must_change_password")}),
+        ("コマンドラインでのみ変更できる権限", {"fields": ("is_staff", "is_superuser")}),
+        ("担当課", {"fields": ("division",)}),
+        ("日時", {"fields": ("last_login", "date_joined")}),
+    )
+    change_password_form = AdminSetPasswordForm
     list_display = ("username", "last_name", "first_name", "division", "is_active")
     list_filter = ("groups", "division", "is_active")
+    actions = ("reset_second_factor", "unlock_login")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        fixed = ("is_staff", "is_superuser", "must_change_password", "last_login", "date_joined")
+        if obj is not None and obj.pk == request.user.pk:
+            return (*fixed, "is_active", "groups")
+        return fixed
+
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> Any:
+        if str(request.user.pk) == str(id):
+            messages.error(request, "自分のパスワードは「パスワードの変更」から変更してください。")
+            return HttpResponseRedirect(reverse("password_change"))
+        return super().user_change_password(request, id, form_url)
+
+    @admin.action(description="選択した職員の二要素認証（認証アプリ）をリセットする")
+    def reset_second_factor(self, request: HttpRequest, queryset: Any) -> None:
+        from .services.accounts import AccountActionRefused, second_factor_reset
+
+        for user in queryset:
+            try:
+                second_factor_reset(user=user, actor=request.user)
+            except AccountActionRefused as exc:
+                messages.error(request, f"{user}: {exc}")
+            else:
+                messages.success(
+                    request,
+                    f"{user} さんの認証アプリをリセットしました。次回ログイン時に登録し直します。",
+                )
+
+    @admin.action(description="選択した職員のログイン制限を解除する")
+    def unlock_login(self, request: HttpRequest, queryset: Any) -> None:
+        from .services.accounts import AccountActionRefused, login_unlock
+
+        for user in queryset:
+            try:
+                removed = login_unlock(user=user, actor=request.user)
+            except AccountActionRefused as exc:
+                messages.error(request, f"{user}: {exc}")
+            else:
+                messages.success(
+                    request, f"{user} さんのログイン制限を解除しました（{removed}件）。"
+                )
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(ReadOnlyAdmin):
+    """The four roles and their permissions are fixed by the data migration (roles.py); the
+    web UI shows them but never changes them (raw permissions: command line only)."""
+
+    list_display = ("name",)
+    filter_horizontal = ("permissions",)
+
+    def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return request.user.has_perm("auth.view_group")
+
+
+if admin.site.is_registered(TOTPDevice):
+    admin.site.unregister(TOTPDevice)
+
+
+@admin.register(TOTPDevice)
+class TOTPDeviceAdmin(ReadOnlyAdmin):
+    """Who has an authenticator app, and since when. Never the secret: django-otp's own admin
+    shows the key and its QR code, which would let an admin act as any supervisor."""
+
+    list_display = ("user", "name", "confirmed", "registered_at", "last_used_at")
+    fields = ("user", "name", "confirmed", "registered_at", "last_used_at")
+    readonly_fields = fields
+    list_filter = ("confirmed",)
+
+    @admin.display(description="登録日時")
+    def registered_at(self, obj: TOTPDevice) -> Any:
+        return obj.created_at
 
 
 @admin.register(models.Division)

@@ -33,6 +33,8 @@ class User(AbstractUser):
     division = models.ForeignKey(
         Division, verbose_name=_("担当課"), null=True, blank=True, on_delete=models.PROTECT
     )
+    # Set when an admin set this user's password: they choose their own at the next login.
+    must_change_password = models.BooleanField(_("次回ログイン時にパスワード変更"), default=False)
 
     class Meta(AbstractUser.Meta):
         verbose_name = _("職員")
@@ -237,6 +239,30 @@ class Broadcast(models.Model):
     def progress_step(self) -> int:
         """``progress_percent`` rounded to 5, for the CSS width classes (no style attributes)."""
         return 5 * round(self.progress_percent / 5)
+
+
+class BroadcastContributor(models.Model):
+    """Everyone who wrote part of a broadcast's content: its author and each person who saved
+    a change to it. Four eyes over authorship: none of them may approve it (the service checks
+    it, and a database trigger refuses an approval by a contributor whatever path writes it)."""
+
+    broadcast = models.ForeignKey(Broadcast, on_delete=models.CASCADE, related_name="contributors")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="contributions"
+    )
+    first_contributed_at = models.DateTimeField(_("初回の編集日時"))
+
+    class Meta:
+        verbose_name = _("配信の執筆者")
+        verbose_name_plural = _("配信の執筆者")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["broadcast", "user"], name="broadcast_contributor_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.broadcast_id})"
 
 
 class Delivery(models.Model):

@@ -47,9 +47,20 @@ def can_review(user: User) -> bool:
     return user.is_active and user.has_perm("broadcasts.review_broadcast")
 
 
+def is_contributor(user: User, broadcast: Broadcast) -> bool:
+    """Whether ``user`` wrote any part of the content: its author, or anyone who saved a
+    change to it (``BroadcastContributor``)."""
+    if broadcast.author_id == user.pk:
+        return True
+    if broadcast.pk is None:
+        return False
+    return broadcast.contributors.filter(user_id=user.pk).exists()
+
+
 def can_approve(user: User, broadcast: Broadcast) -> bool:
-    """Four eyes: never the author. Emergencies need a supervisor (承認者)."""
-    if not user.is_active or broadcast.author_id == user.pk:
+    """Four eyes over authorship: never anyone who wrote part of it (the author or an editor).
+    Emergencies and drills need a supervisor (承認者)."""
+    if not user.is_active or is_contributor(user, broadcast):
         return False
     if broadcast.is_emergency:
         return user.has_perm("broadcasts.approve_emergency_broadcast")
@@ -66,3 +77,9 @@ def can_cancel(user: User, broadcast: Broadcast) -> bool:
 
 def can_administer(user: User) -> bool:
     return user.is_active and user.has_perm("broadcasts.change_calendaroverride")
+
+
+def can_manage_accounts(user: User) -> bool:
+    """管理者: reset another user's second factor, set a forgotten password, unlock a login.
+    Never the power to make anyone superuser or grant raw permissions (command line only)."""
+    return user.is_active and user.has_perm("broadcasts.change_user")

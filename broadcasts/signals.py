@@ -35,6 +35,9 @@ def _login_failed(
     sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any
 ) -> None:
     # Never the password: django already masks it, and we keep only the username.
+    from .services.accounts import login_failure_record
+
+    login_failure_record(username=str(credentials.get("username", "")))
     audit_record(
         verb="login_failed",
         actor=None,

@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from broadcasts.views import otp
+from broadcasts.views import accounts, otp
 from broadcasts.webhook import line_webhook
 from kashiwa.health import healthz
 
@@ -11,7 +11,12 @@ admin.site.site_header = f"{settings.ACCOUNT_NAME} {settings.ACCOUNT_ID} 管理"
 admin.site.site_title = f"{settings.ACCOUNT_NAME} LINE 配信管理"
 
 urlpatterns = [
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", accounts.LoginView.as_view(), name="login"),
+    path(
+        "accounts/password/change/",
+        accounts.PasswordChangeView.as_view(),
+        name="password_change",
+    ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/otp/setup/", otp.otp_setup, name="otp_setup"),
     path("accounts/otp/verify/", otp.otp_verify, name="otp_verify"),

@@ -24,7 +24,7 @@ from ..content import (
     has_drill_marker,
     message_texts,
 )
-from ..models import Broadcast, Category, Division, User
+from ..models import Broadcast, BroadcastContributor, Category, Division, User
 from .audit import audit_record
 from .errors import (
     BroadcastInvalid,
@@ -225,6 +225,7 @@ def broadcast_create(
         author=author,
     )
     broadcast.categories.set(categories)
+    _contributor_add(broadcast, author, at=broadcast.created_at)
     codes = [c.code for c in categories]
     broadcast.content_hash = compute_hash(broadcast, codes)
     broadcast.save(update_fields=["content_hash"])
@@ -283,6 +284,9 @@ def broadcast_update(
     broadcast.categories.set(categories)
     after = broadcast_snapshot(broadcast, codes)
     changed = sorted(k for k in after if after[k] != before[k])
+    if changed:
+        # Whoever saves a change has written part of it: they may no longer approve it.
+        _contributor_add(broadcast, actor, at=broadcast.updated_at)
     audit_record(
         verb="edit",
         actor=actor,
@@ -304,6 +308,12 @@ def broadcast_update(
         else:
             broadcast.save(update_fields=list(_APPROVAL_FIELDS))
     return broadcast
+
+
+def _contributor_add(broadcast: Broadcast, user: User, *, at: dt.datetime) -> None:
+    BroadcastContributor.objects.get_or_create(
+        broadcast=broadcast, user=user, defaults={"first_contributed_at": at}
+    )
 
 
 _APPROVAL_FIELDS = ("approved_by", "approved_at", "approved_hash", "scheduled_for", "hold_reason")
@@ -355,6 +365,10 @@ def broadcast_withdraw(*, broadcast: Broadcast, actor: User) -> Broadcast:
 
 
 SECOND_FACTOR_MAX_AGE = dt.timedelta(minutes=5)
+EDITOR_CANNOT_APPROVE = (
+    "この配信の内容を編集したため、あなたは承認できません。"
+    "編集していない別の担当者に承認を依頼してください。"
+)
 
 
 @dataclass(frozen=True)
@@ -417,6 +431,8 @@ def broadcast_approve(
     if not permissions.can_approve(actor, broadcast):
         if broadcast.author_id == actor.pk:
             raise BroadcastPermissionDenied("自分が起案した配信は承認できません。")
+        if permissions.is_contributor(actor, broadcast):
+            raise BroadcastPermissionDenied(EDITOR_CANNOT_APPROVE)
         if broadcast.is_emergency:
             raise BroadcastPermissionDenied("緊急配信を承認できるのは承認者だけです。")
         raise BroadcastPermissionDenied("この配信を承認する権限がありません。")

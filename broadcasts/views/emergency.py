@@ -79,6 +79,11 @@ def _refusal(user: Any, broadcast: Broadcast) -> str | None:
             "自分が起案した緊急配信は承認できません。"
             "起案者以外の承認者（管理職）に承認を依頼してください。"
         )
+    if permissions.is_contributor(user, broadcast):
+        return (
+            "この緊急配信の文面を編集したため、あなたは承認できません。"
+            "編集していない別の承認者（管理職）に承認を依頼してください。"
+        )
     if not user.has_perm("broadcasts.approve_emergency_broadcast"):
         return "緊急配信を承認できるのは承認者（管理職）だけです。承認者に依頼してください。"
     if not permissions.can_approve(user, broadcast):

@@ -36,7 +36,7 @@ from ..services import (
     broadcast_withdraw,
     compute_hash,
 )
-from ..services.lifecycle import ACTION_LABELS, broadcast_snapshot
+from ..services.lifecycle import ACTION_LABELS, EDITOR_CANNOT_APPROVE, broadcast_snapshot
 from ..services.scheduling import schedule_for
 from .compose import _broadcast_or_404
 from .emergency import emergency_context
@@ -135,6 +135,7 @@ def _detail_context(
         if approved is not None:
             diff = approved_diff(approved, broadcast_snapshot(broadcast))
     is_author = broadcast.author_id == user.pk
+    edited_by_me = not is_author and permissions.is_contributor(user, broadcast)
     pending = broadcast.status == S.PENDING_REVIEW
     rejection = None
     if broadcast.status == S.REJECTED:
@@ -159,6 +160,8 @@ def _detail_context(
         "cancel_form": cancel_form or CancelForm(),
         "template_form": MessageTemplateForm(),
         "is_author": is_author,
+        # A reviewer who corrected the text (赤入れ) is told that another person approves.
+        "edited_by_me": edited_by_me and broadcast.status in PRE_SEND,
         "can_edit": permissions.can_edit(user, broadcast)
         and broadcast.status in {S.DRAFT, S.REJECTED, S.PENDING_REVIEW, S.SCHEDULED},
         "can_submit": permissions.can_submit(user, broadcast)
@@ -226,6 +229,8 @@ def approve(request: HttpRequest, pk: int) -> HttpResponse:
         # The service refuses too; answer 403 before even reading the form.
         if broadcast.author_id == request.user.pk:
             raise permissions.BroadcastPermissionDenied("自分が起案した配信は承認できません。")
+        if permissions.is_contributor(request.user, broadcast):
+            raise permissions.BroadcastPermissionDenied(EDITOR_CANNOT_APPROVE)
         raise permissions.BroadcastPermissionDenied("この配信を承認する権限がありません。")
     if broadcast.is_emergency:
         # Never without the typed count and a fresh second factor: only on its own screen.

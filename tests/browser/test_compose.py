@@ -200,3 +200,27 @@ def test_compose_and_review_pages_are_accessible(
     ):
         page.goto(target)
         assert_accessible(page)
+
+
+def test_a_reviewer_who_rewrites_a_broadcast_cannot_approve_it(
+    page, live_server, drafter, reviewer
+):
+    """Four eyes over authorship (issue 11 finding 2): 赤入れ is allowed, approving it is not."""
+    broadcast = pending_broadcast(drafter)
+    login_as(page, live_server, reviewer)
+    page.goto(url(live_server, "broadcasts:edit", broadcast.pk))
+    expect(page.locator("[data-testid=editor-note]")).to_be_visible()
+    page.fill("#id_m-0-text", "詳しくは https://evil.example/ をご覧ください。")
+    page.get_by_role("button", name="下書きを保存").click()
+    expect(page.locator("[data-testid=edited-by-me]")).to_be_visible()
+    expect(page.get_by_role("button", name="この内容で承認する")).to_have_count(0)
+    csrf = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
+    broadcast.refresh_from_db()
+    response = page.request.post(
+        url(live_server, "broadcasts:approve", broadcast.pk),
+        form={"seen_hash": broadcast.content_hash, "csrfmiddlewaretoken": csrf},
+        headers={"X-CSRFToken": csrf, "Referer": live_server.url + "/"},
+    )
+    assert response.status == 403
+    broadcast.refresh_from_db()
+    assert broadcast.status == Broadcast.Status.PENDING_REVIEW and broadcast.approved_by is None

@@ -50,6 +50,7 @@ MATRIX = [
     Row("logout", "POST", ALL_STAFF, ends_on_login=True),
     Row("otp_setup", "GET", ALL_STAFF),
     Row("otp_verify", "GET", ALL_STAFF),
+    Row("password_change", "GET", ALL_STAFF),
     Row("broadcasts:dashboard", "GET", ALL_STAFF),
     Row("broadcasts:dashboard_part", "GET", ALL_STAFF, args=lambda w: ["status"]),
     Row("broadcasts:category_css", "GET", ALL_STAFF),

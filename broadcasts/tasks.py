@@ -22,9 +22,12 @@ def send_broadcast(broadcast_id: int) -> str:
 
 @shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
 def send_emergency_broadcast(broadcast_id: int) -> str:
-    """Routed to the ``emergency`` queue, served by its own worker (settings)."""
-    services.broadcast_claim_now(broadcast_id=broadcast_id)
-    return services.broadcast_send(broadcast_id=broadcast_id).status
+    """Routed to the ``emergency`` queue, served by its own worker (settings). The claim and
+    the send are one run (one lease owner); if the dispatcher claimed it first, whichever run
+    takes the lease sends and the other finds it leased."""
+    owner = services.lease_owner_new()
+    services.broadcast_claim_now(broadcast_id=broadcast_id, owner=owner)
+    return services.broadcast_send(broadcast_id=broadcast_id, owner=owner).status
 
 
 from .tasks_citizens import *  # noqa: E402,F403

@@ -32,6 +32,7 @@ from .sending import (
     broadcast_claim_now,
     broadcast_send,
     broadcasts_dispatch_due,
+    lease_owner_new,
 )
 from .testsend import TestSendResult, broadcast_send_test
 
@@ -64,5 +65,6 @@ __all__ = [
     "calendar_override_save",
     "compute_hash",
     "follow_up_text",
+    "lease_owner_new",
     "message_template_create_from_broadcast",
 ]

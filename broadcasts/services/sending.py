@@ -15,7 +15,9 @@ import datetime as dt
 import logging
 import os
 import socket
+import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -48,7 +50,6 @@ logger = logging.getLogger(__name__)
 
 S = Broadcast.Status
 D = Delivery.Status
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 # LINE keeps a retry key for 24 hours; past 23 we no longer trust it to deduplicate.
 RETRY_KEY_MAX_AGE = dt.timedelta(hours=23)
 BROADCAST_API_PER_HOUR = 60
@@ -58,6 +59,54 @@ RETRY_LATER_SECONDS = 30
 
 def _lease_seconds() -> dt.timedelta:
     return dt.timedelta(seconds=settings.SEND_LEASE_SECONDS)
+
+
+def lease_owner_new() -> str:
+    """A name for one send run: host, process and a random part. Made when the run starts,
+    never at import: prefork pool processes share their parent's imports, and two runs in one
+    process must not take each other's lease for their own (STYLE.md §14)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+class LeaseKeeper(threading.Thread):
+    """Renews a send's lease by time while its sender lives (every third of the lease), not
+    only when a chunk is accepted: a sender waiting on a slow LINE keeps its send, and the
+    dispatcher resumes a send only when its sender is really gone. If the lease has moved to
+    another run meanwhile, ``lost`` is set and the sender stops before its next request."""
+
+    def __init__(self, broadcast_id: int, owner: str, now_fn: Callable[[], dt.datetime]) -> None:
+        super().__init__(name=f"lease-{broadcast_id}", daemon=True)
+        self.broadcast_id = broadcast_id
+        self.owner = owner
+        self.now_fn = now_fn
+        self.lost = threading.Event()
+        self._stop_event = threading.Event()
+        self.interval = max(settings.SEND_LEASE_SECONDS / 3, 0.2)
+
+    def run(self) -> None:
+        from django.db import connection
+
+        try:
+            while not self._stop_event.wait(self.interval):
+                try:
+                    renewed = Broadcast.objects.filter(
+                        pk=self.broadcast_id, status=S.SENDING, lease_owner=self.owner
+                    ).update(lease_expires_at=self.now_fn() + _lease_seconds())
+                except Exception:  # a busy database: try again at the next beat
+                    logger.warning("lease renewal of broadcast %s failed", self.broadcast_id)
+                    continue
+                if not renewed:
+                    logger.warning(
+                        "broadcast %s: lease lost by %s; stopping", self.broadcast_id, self.owner
+                    )
+                    self.lost.set()
+                    return
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=5)
 
 
 # --- the dispatcher -------------------------------------------------------------------
@@ -223,8 +272,11 @@ def broadcasts_dispatch_due(*, now: dt.datetime | None = None, limit: int = 100)
 
 
 @transaction.atomic
-def broadcast_claim_now(*, broadcast_id: int, now: dt.datetime | None = None) -> bool:
-    """The emergency path: claim an approved, due broadcast at once (no dispatcher wait).
+def broadcast_claim_now(
+    *, broadcast_id: int, now: dt.datetime | None = None, owner: str = ""
+) -> bool:
+    """The emergency path: claim an approved, due broadcast at once (no dispatcher wait), for
+    the send run ``owner`` (empty: the first sender takes it, as after the dispatcher's claim).
     Returns whether this call claimed it (the dispatcher may have been first)."""
     now = now or timezone.now()
     broadcast = (
@@ -235,7 +287,7 @@ def broadcast_claim_now(*, broadcast_id: int, now: dt.datetime | None = None) ->
     if broadcast is None:
         return False
     broadcast.sending_started_at = now
-    broadcast.lease_owner = WORKER_ID
+    broadcast.lease_owner = owner
     broadcast.lease_expires_at = now + _lease_seconds()
     transition(
         broadcast,
@@ -300,14 +352,17 @@ class SendOutcome:
     detail: str = ""
 
 
-def _prepare(broadcast_id: int, now: dt.datetime) -> tuple[Broadcast | None, SendOutcome | None]:
-    """Take the lease, re-check approval and window, create deliveries. One transaction."""
+def _prepare(
+    broadcast_id: int, now: dt.datetime, owner: str
+) -> tuple[Broadcast | None, SendOutcome | None]:
+    """Take the lease for the run ``owner``, re-check approval and window, create deliveries.
+    One transaction. A lease held by another live run is left alone: one sender per send."""
     with transaction.atomic():
         broadcast = Broadcast.objects.select_for_update().get(pk=broadcast_id)
         if broadcast.status != S.SENDING:
             return None, SendOutcome("skipped", f"status {broadcast.status}")
         if (
-            broadcast.lease_owner not in ("", WORKER_ID)
+            broadcast.lease_owner not in ("", owner)
             and broadcast.lease_expires_at is not None
             and broadcast.lease_expires_at > now
         ):
@@ -344,7 +399,7 @@ def _prepare(broadcast_id: int, now: dt.datetime) -> tuple[Broadcast | None, Sen
                 broadcast.save(update_fields=["recipient_count", "deliveries_total"])
                 _stop(broadcast, "needs_attention", "配信対象の友だちが0人のため送信できません。")
                 return None, SendOutcome("needs_attention", "no recipients")
-        broadcast.lease_owner = WORKER_ID
+        broadcast.lease_owner = owner
         broadcast.lease_expires_at = now + _lease_seconds()
         broadcast.save(
             update_fields=[
@@ -365,7 +420,7 @@ def _prepare(broadcast_id: int, now: dt.datetime) -> tuple[Broadcast | None, Sen
                 data={
                     "deliveries": broadcast.deliveries_total,
                     "recipients": broadcast.recipient_count,
-                    "worker": WORKER_ID,
+                    "worker": owner,
                 },
             )
     return broadcast, None
@@ -466,6 +521,7 @@ def _send_round(
     gateway: LineGateway,
     now_fn: Callable[[], dt.datetime],
     pool: ThreadPoolExecutor,
+    lost: threading.Event,
 ) -> _Round:
     outcome = _Round()
     limiter = RateLimiter("line-multicast", settings.MULTICAST_MAX_PER_SECOND)
@@ -474,6 +530,9 @@ def _send_round(
     in_flight: dict[Future[SendResult], Delivery] = {}
     while queue or in_flight:
         while queue and len(in_flight) < concurrency and outcome.stop is None:
+            if lost.is_set():  # another run owns this send now: not one more request
+                queue.clear()
+                break
             delivery = queue.pop()
             if now_fn() - delivery.key_created_at > RETRY_KEY_MAX_AGE:
                 _record_attempt(
@@ -532,15 +591,33 @@ def _send_round(
 def broadcast_send(
     *,
     broadcast_id: int,
+    owner: str = "",
     gateway: LineGateway | None = None,
     now_fn: Callable[[], dt.datetime] = timezone.now,
     sleep: Callable[[float], None] = time.sleep,
 ) -> SendOutcome:
-    """Send every not-yet-accepted delivery of a claimed (SENDING) broadcast."""
-    broadcast, skipped = _prepare(broadcast_id, now_fn())
+    """Send every not-yet-accepted delivery of a claimed (SENDING) broadcast, as the send run
+    ``owner`` (a new one if not given: see ``lease_owner_new``)."""
+    owner = owner or lease_owner_new()
+    broadcast, skipped = _prepare(broadcast_id, now_fn(), owner)
     if broadcast is None:
         return skipped or SendOutcome("skipped")
-    gateway = gateway or get_gateway()
+    keeper = LeaseKeeper(broadcast.pk, owner, now_fn)
+    keeper.start()
+    try:
+        return _send_leased(broadcast, owner, gateway or get_gateway(), now_fn, sleep, keeper)
+    finally:
+        keeper.stop()
+
+
+def _send_leased(
+    broadcast: Broadcast,
+    owner: str,
+    gateway: LineGateway,
+    now_fn: Callable[[], dt.datetime],
+    sleep: Callable[[float], None],
+    keeper: LeaseKeeper,
+) -> SendOutcome:
 
     quota_problem = _check_quota(broadcast, gateway)
     if quota_problem:
@@ -561,10 +638,14 @@ def broadcast_send(
         max_workers=max(settings.MULTICAST_CONCURRENCY, 1), thread_name_prefix="line-send"
     )
     try:
-        stop, last_error = _send_all(broadcast, pending_ids, gateway, now_fn, sleep, pool)
+        stop, last_error = _send_all(
+            broadcast, pending_ids, gateway, now_fn, sleep, pool, keeper.lost
+        )
     finally:
         pool.shutdown(wait=True)
-    return _finish(broadcast.pk, stop, last_error)
+    if keeper.lost.is_set():
+        return SendOutcome("skipped", "lease moved to another run")
+    return _finish(broadcast.pk, stop, last_error, owner)
 
 
 def _send_all(
@@ -574,6 +655,7 @@ def _send_all(
     now_fn: Callable[[], dt.datetime],
     sleep: Callable[[float], None],
     pool: ThreadPoolExecutor,
+    lost: threading.Event,
 ) -> tuple[tuple[str, str] | None, str]:
     stop: tuple[str, str] | None = None
     last_error = ""
@@ -586,7 +668,7 @@ def _send_all(
                     pk__in=pending_ids[start : start + 50], status=D.PENDING
                 ).order_by("seq")
             )
-            outcome = _send_round(broadcast, window, gateway, now_fn, pool)
+            outcome = _send_round(broadcast, window, gateway, now_fn, pool, lost)
             retry += [d.pk for d in outcome.temporary]
             if outcome.temporary:
                 last_error = (
@@ -598,7 +680,7 @@ def _send_all(
             if outcome.stop is not None:
                 stop = outcome.stop
                 break
-        if stop is not None or not retry:
+        if stop is not None or not retry or lost.is_set():
             break
         pending_ids = retry
         if attempt < len(INLINE_BACKOFF_SECONDS):
@@ -607,10 +689,15 @@ def _send_all(
 
 
 @transaction.atomic
-def _finish(broadcast_id: int, stop: tuple[str, str] | None, last_error: str) -> SendOutcome:
+def _finish(
+    broadcast_id: int, stop: tuple[str, str] | None, last_error: str, owner: str
+) -> SendOutcome:
     broadcast = Broadcast.objects.select_for_update().get(pk=broadcast_id)
     if broadcast.status != S.SENDING:
         return SendOutcome(broadcast.status)
+    if broadcast.lease_owner != owner:
+        # Another run took the send over (this one was presumed dead): it decides.
+        return SendOutcome("skipped", f"leased by {broadcast.lease_owner or 'nobody'}")
     counts = {row["status"]: row["n"] for row in _delivery_counts(broadcast)}
     accepted = counts.get(D.ACCEPTED, 0)
     summary = {

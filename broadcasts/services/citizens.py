@@ -10,6 +10,7 @@ they did not open a menu. Each citizen can narrow it down at any time."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import unicodedata
@@ -136,8 +137,12 @@ def _enqueue(webhook_event_ids: list[str]) -> None:
             process_new_webhook_events.apply_async(ignore_result=True)
         # else: a processor is queued or running and will see these committed rows.
     except Exception:
-        cache.delete(WAKE_KEY)
+        # The broker or the cache is down (or both). The events are stored: the sweeper
+        # processes them later, and LINE must get its 200 (a 500 makes it redeliver). Even
+        # clearing the wake flag may fail when the cache is what is down.
         logger.exception("could not enqueue webhook events %s; the sweeper will", webhook_event_ids)
+        with contextlib.suppress(Exception):
+            cache.delete(WAKE_KEY)
 
 
 def _unclaimed(limit: int) -> list[str]:

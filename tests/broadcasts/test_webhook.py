@@ -385,3 +385,40 @@ def test_many_events_wake_one_processor_through_redis(db, post, line_sandbox, se
     finally:
         process_new_webhook_events.apply_async = original
         caches["default"].clear()
+
+
+# --- broker and cache down (issue 12 finding 6) ----------------------------------------------
+@pytest.fixture
+def redis_down(settings):
+    """Broker and cache pointed at a Redis that is not there (connection refused), with the
+    wake-up flag in use as in production."""
+    from kashiwa.celery import app
+
+    dead = "redis://127.0.0.1:1/0"
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": dead,
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+    settings.WEBHOOK_COALESCE_WAKEUPS = True
+    app.conf.broker_url = dead
+    app.conf.broker_connection_timeout = 1
+    app.conf.task_publish_retry_policy = {"max_retries": 1, "interval_start": 0}
+    app.pool.force_close_all()
+    yield
+    app.pool.force_close_all()
+
+
+@pytest.mark.django_db
+def test_webhook_answers_200_and_keeps_the_event_while_redis_is_down(
+    post, redis_down, line_sandbox, caplog
+):
+    """LINE redelivers on 500: with the event stored, the answer is 200 whatever the broker
+    or the cache does; the sweeper processes it later."""
+    response = post([follow_event(CITIZEN)])
+    assert response.status_code == 200
+    stored = WebhookEvent.objects.get()
+    assert stored.line_user_id == CITIZEN and stored.processed_at is None
+    assert "the sweeper will" in caplog.text

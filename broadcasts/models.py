@@ -170,6 +170,9 @@ class Broadcast(models.Model):
     # dispatcher hand the send to another worker (retry keys keep that safe).
     lease_owner = models.CharField(_("送信中のワーカー"), max_length=100, blank=True)
     lease_expires_at = models.DateTimeField(_("送信処理の期限"), null=True, blank=True)
+    # Set when the send reserved its messages against the month's quota (before its first
+    # request): later sends count what reserved sends have not yet used (issue 12 finding 8).
+    quota_reserved_at = models.DateTimeField(_("配信可能数の確保日時"), null=True, blank=True)
     last_error = models.TextField(_("エラー"), blank=True)
     recipient_count = models.PositiveIntegerField(_("受信者数"), null=True, blank=True)
     deliveries_total = models.PositiveIntegerField(_("送信リクエスト数"), default=0)

@@ -1,0 +1,140 @@
+"""The month's message quota is reserved before a send's first request (issue 12 finding 8).
+
+On the first pass two sends starting together both passed one cached reading, then both hit
+LINE's monthly-limit 429 half-way. Now a send that cannot fit waits, or is 要対応, before its
+first request; when the quota cannot be read, ordinary sends wait and emergencies go."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+from django.db import connection
+
+from broadcasts import services
+from broadcasts.line.sandbox.state import synthetic_user_id
+from broadcasts.models import Broadcast
+from broadcasts.services import sending
+
+from .helpers import approved_broadcast, jst, make_followers
+
+S = Broadcast.Status
+MULTICAST = "/v2/bot/message/multicast"
+QUOTA = "/v2/bot/message/quota"
+
+
+@pytest.fixture
+def six_hundred(db, line_sandbox):
+    ids = [synthetic_user_id(60_000 + i) for i in range(600)]
+    line_sandbox.state.add_followers(user_ids=ids)
+    make_followers(ids, ["childcare_education", "disaster_crime"])
+    return ids
+
+
+@pytest.fixture
+def in_window(time_machine):
+    time_machine.move_to(jst(2026, 12, 1, 10, 0), tick=True)
+    return jst(2026, 12, 1, 10, 0)
+
+
+def two_claimed(drafter, reviewer, now):
+    a = approved_broadcast(author=drafter, approver=reviewer, now=now, title="A")
+    b = approved_broadcast(author=drafter, approver=reviewer, now=now, title="B")
+    services.broadcasts_dispatch_due(now=now)
+    return a, b
+
+
+def test_the_second_of_two_sends_that_do_not_both_fit_waits_before_its_first_request(
+    line_sandbox, six_hundred, drafter, reviewer, in_window
+):
+    line_sandbox.state.set_quota("limited", 1000, 0)
+    a, b = two_claimed(drafter, reviewer, in_window)
+    # Both are prepared (deliveries created) before either reserves: they start together.
+    prepared_a, _ = sending._prepare(a.pk, in_window, "run-a")
+    prepared_b, _ = sending._prepare(b.pk, in_window, "run-b")
+    gateway = sending.get_gateway()
+    assert sending._reserve_quota(prepared_a, gateway, in_window) is None
+    action, why = sending._reserve_quota(prepared_b, gateway, in_window)
+    assert action == "retry_later" and "使用中のため待機" in why
+    assert line_sandbox.state.deliveries() == []
+
+
+def test_two_sends_starting_together_never_hit_the_monthly_limit_half_way(
+    line_sandbox, six_hundred, drafter, reviewer, in_window
+):
+    line_sandbox.state.set_quota("limited", 1000, 0)
+    a, b = two_claimed(drafter, reviewer, in_window)
+    first = services.broadcast_send(broadcast_id=a.pk, sleep=lambda s: None)
+    assert first.status == "sent"
+    second = services.broadcast_send(broadcast_id=b.pk, sleep=lambda s: None)
+    b.refresh_from_db()
+    # 400 left for 600: 要対応 with the numbers before any request, never half-way.
+    assert second.status == "needs_attention", second
+    assert b.status == S.NEEDS_ATTENTION
+    assert "配信可能数が足りません（残り 400 通、必要 600 通）" in b.last_error
+    assert b.deliveries.filter(status="accepted").count() == 0
+    assert not [r for r in line_sandbox.state.requests() if r.path == MULTICAST and r.status == 429]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_sends_in_threads_reserve_atomically(
+    line_sandbox, six_hundred, drafter, reviewer, in_window
+):
+    line_sandbox.state.set_quota("limited", 1000, 0)
+    a, b = two_claimed(drafter, reviewer, in_window)
+    outcomes: dict[int, str] = {}
+    barrier = threading.Barrier(2)
+
+    def run(pk: int) -> None:
+        try:
+            barrier.wait()
+            outcomes[pk] = services.broadcast_send(broadcast_id=pk, sleep=lambda s: None).status
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(pk,)) for pk in (a.pk, b.pk)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(outcomes.values()) in (
+        ["needs_attention", "sent"],
+        ["retry_later", "sent"],
+    ), outcomes
+    assert not [r for r in line_sandbox.state.requests() if r.path == MULTICAST and r.status == 429]
+    assert len(line_sandbox.state.deliveries(endpoint=MULTICAST)) == 2  # one send's 2 chunks
+
+
+def test_an_unreadable_quota_makes_ordinary_sends_wait(
+    line_sandbox, six_hundred, drafter, reviewer, in_window
+):
+    line_sandbox.state.set_quota("limited", 100_000, 0)
+    line_sandbox.state.set_fault(QUOTA, 500, count=None)
+    b = approved_broadcast(author=drafter, approver=reviewer, now=in_window)
+    services.broadcasts_dispatch_due(now=in_window)
+    outcome = services.broadcast_send(broadcast_id=b.pk, sleep=lambda s: None)
+    b.refresh_from_db()
+    assert outcome.status == "retry_later"
+    assert b.status == S.SENDING and "配信可能数を確認できない" in b.last_error
+    assert line_sandbox.state.deliveries() == []
+    # LINE answers again: the dispatcher hands it over after the wait, and it goes.
+    line_sandbox.state.clear_faults()
+    later = in_window + dt.timedelta(seconds=sending.RETRY_LATER_SECONDS + 1)
+    assert b.pk in services.broadcasts_dispatch_due(now=later).resumed
+    assert services.broadcast_send(broadcast_id=b.pk, sleep=lambda s: None).status == "sent"
+
+
+def test_an_unreadable_quota_does_not_hold_an_emergency(
+    line_sandbox, six_hundred, drafter, supervisor
+):
+    line_sandbox.state.set_fault(QUOTA, 500, count=None)
+    b = approved_broadcast(
+        author=drafter,
+        approver=supervisor,
+        priority=Broadcast.Priority.EMERGENCY,
+        categories=["disaster_crime"],
+        text="【柏市】避難指示",
+    )
+    assert services.broadcast_claim_now(broadcast_id=b.pk)
+    assert services.broadcast_send(broadcast_id=b.pk, sleep=lambda s: None).status == "sent"

@@ -17,6 +17,11 @@ def _celery_conf_restored():
 
     before = {key: app.conf[key] for key in ("task_always_eager", "broker_url")}
     yield
+    if app.conf["broker_url"] != before["broker_url"]:
+        # The producer pool was made for the test's broker (maybe a Redis it has killed):
+        # the next test starts with a fresh one for the suite's broker.
+        app.pool.force_close_all()
+        app._pool = None
     for key, value in before.items():
         app.conf[key] = value
 

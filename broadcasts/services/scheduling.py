@@ -41,11 +41,15 @@ def schedule_for(
 
 
 def enqueue_send(broadcast_id: int, *, emergency: bool) -> None:
-    """Enqueue the send task after the surrounding transaction commits."""
+    """Enqueue the send task after the surrounding transaction commits.
+
+    Robust: with the broker down, the approval (already committed) must not turn into an
+    error page; the failure is logged and the dispatcher, which re-reads the database every
+    second once the broker is back, sends it."""
     from .. import tasks
 
     task = tasks.send_emergency_broadcast if emergency else tasks.send_broadcast
-    transaction.on_commit(lambda: task.delay(broadcast_id))
+    transaction.on_commit(lambda: task.delay(broadcast_id), robust=True)
 
 
 def enqueue_emergency_send(broadcast_id: int) -> None:

@@ -494,3 +494,27 @@ def test_dashboard_reminds_of_the_monthly_drill_until_one_is_sent(client, drafte
     )
     page = client.get(reverse("broadcasts:dashboard")).content.decode()
     assert 'data-testid="drill-reminder"' not in page
+
+
+def test_approval_while_the_broker_is_down_is_kept_and_not_an_error(
+    client, supervisor, pending, django_capture_on_commit_callbacks
+):
+    """The approval commits; the enqueue after it fails (Redis down) and is logged; the
+    dispatcher sends it once the broker is back. The supervisor sees the approval, not a 500."""
+    from kashiwa.celery import app
+
+    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens (restored by conftest)
+    app.conf.broker_connection_timeout = 1
+    app.conf.task_publish_retry_policy = {"max_retries": 0}
+    app.pool.force_close_all()
+    app._pool = None
+    client.force_login(supervisor)
+    verified(client)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_approval(client, pending)
+    assert response.status_code == 302
+    pending.refresh_from_db()
+    assert pending.status == S.SCHEDULED and pending.approved_by == supervisor
+    # The dispatcher's backstop picks it up.
+    claimed = services.broadcasts_dispatch_due(now=pending.scheduled_for + dt.timedelta(seconds=1))
+    assert claimed.claimed == [pending.pk]

@@ -164,13 +164,21 @@ def private_redis(tmp_path: Path) -> Iterator[Callable[[], None]]:
 
     wait_for(ready, 10, "private redis")
 
-    def restart() -> None:
+    def stop() -> None:
         state["proc"].kill()
         state["proc"].wait()
+
+    def start() -> None:
         state["proc"] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
         wait_for(ready, 10, "private redis restart")
 
+    def restart() -> None:
+        stop()
+        start()
+
     restart.url = f"redis://127.0.0.1:{port}/0"  # type: ignore[attr-defined]
+    restart.stop = stop  # type: ignore[attr-defined]
+    restart.start = start  # type: ignore[attr-defined]
     yield restart
     state["proc"].kill()
     state["proc"].wait()

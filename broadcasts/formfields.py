@@ -1,17 +1,30 @@
-"""Form fields that refuse, with a form error, primary keys no database can hold.
+"""Form fields that refuse, with a form error, primary keys and dates no code can handle.
 
 Django's model choice fields pass the submitted value straight into a query, so a 40-digit
 "ID" reached the database and failed there (OverflowError on SQLite, DataError on
-PostgreSQL): a 500 instead of 「選べない値です」."""
+PostgreSQL): a 500 instead of 「選べない値です」. Likewise a date filter of 0001-01-01 or
+9999-12-31 is a valid ``date`` whose JST midnight (converted to UTC) or next day does not
+exist: OverflowError, a 500 instead of a form error."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 MAX_PK = 2**63 - 1  # BigAutoField
+# The dates a filter, a calendar page or a requested send time may name: wide enough for any
+# record the service can hold, narrow enough that a day either side still exists.
+EARLIEST_DATE = dt.date(2000, 1, 1)
+LATEST_DATE = dt.date(2099, 12, 31)
+DATE_OUT_OF_RANGE = _("日付は2000年1月1日から2099年12月31日までの間で指定してください。")
+
+
+def date_in_range(value: dt.date) -> bool:
+    return EARLIEST_DATE <= value <= LATEST_DATE
 
 
 def out_of_range(value: Any) -> bool:
@@ -61,3 +74,14 @@ class SafeIntegerField(forms.IntegerField):
         kwargs.setdefault("min_value", 1)
         kwargs.setdefault("max_value", MAX_PK)
         super().__init__(**kwargs)
+
+
+class SafeDateField(forms.DateField):
+    """A date typed into a filter: between ``EARLIEST_DATE`` and ``LATEST_DATE``."""
+
+    default_error_messages = {"out_of_range": DATE_OUT_OF_RANGE}
+
+    def validate(self, value: Any) -> None:
+        super().validate(value)
+        if value is not None and not date_in_range(value):
+            raise ValidationError(self.error_messages["out_of_range"], code="out_of_range")

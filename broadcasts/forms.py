@@ -18,7 +18,14 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .content import MAX_MESSAGES, MAX_TEXT_UTF16, Problem, check_messages, utf16_length
-from .formfields import SafeModelChoiceField, SafeModelMultipleChoiceField, valid_ids
+from .formfields import (
+    DATE_OUT_OF_RANGE,
+    SafeDateField,
+    SafeModelChoiceField,
+    SafeModelMultipleChoiceField,
+    date_in_range,
+    valid_ids,
+)
 from .models import Broadcast, Category
 from .schedule import JST, format_jst
 
@@ -58,6 +65,9 @@ class JSTDateTimeField(forms.DateTimeField):
                     naive = dt.datetime.strptime(value, fmt)  # noqa: DTZ007 - made aware below
                 except ValueError:
                     continue
+                if not date_in_range(naive.date()):
+                    # 9999-12-31 23:59 parses, but the send-time arithmetic overflows on it.
+                    raise forms.ValidationError(DATE_OUT_OF_RANGE, code="out_of_range")
                 return naive.replace(tzinfo=JST)
             raise forms.ValidationError(
                 _("日時の形式が正しくありません（例: 2026-12-01 10:00）。"), code="invalid"
@@ -596,10 +606,10 @@ class BroadcastFilterForm(forms.Form):
         required=False,
         choices=[("", _("すべて")), *Broadcast.Status.choices],
     )
-    date_from = forms.DateField(
+    date_from = SafeDateField(
         label=_("期間（から）"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
-    date_to = forms.DateField(
+    date_to = SafeDateField(
         label=_("期間（まで）"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
 

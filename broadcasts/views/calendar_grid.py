@@ -12,15 +12,19 @@ day (a window function), the count per day. A busy day shows its first entries a
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET
 
 from .. import selectors_dashboard as dash
+from ..formfields import date_in_range
 from ..models import Broadcast, CalendarOverride
 from ..schedule import WEEKDAY_KANJI, Calendar, format_date, format_hm, jst_date
 
@@ -99,16 +103,39 @@ def _check(request: HttpRequest) -> None:
         raise PermissionDenied
 
 
+def _parse_month(value: str) -> dt.date:
+    year, month = (int(x) for x in value.split("-"))
+    return dt.date(year, month, 1)
+
+
+def _requested_day(
+    request: HttpRequest, name: str, parse: Callable[[str], dt.date], error: str
+) -> dt.date | None:
+    """The day ``?<name>=`` asks for, or None (with a message) when it is absent, malformed or
+    so far off that the grid around it would run past the dates Python can hold."""
+    value = request.GET.get(name, "")
+    if not value:
+        return None
+    try:
+        day = parse(value)
+    except ValueError:
+        day = None
+    if day is None or not date_in_range(day):
+        messages.error(request, error)
+        return None
+    return day
+
+
 @require_GET
 def calendar_month(request: HttpRequest) -> HttpResponse:
     """``?month=YYYY-MM`` (default: this month in JST)."""
     _check(request)
     today = jst_date(timezone.now())
-    try:
-        year, month = (int(x) for x in request.GET.get("month", "").split("-"))
-        first = dt.date(year, month, 1)
-    except ValueError:
-        first = today.replace(day=1)
+    error = gettext(
+        "表示する月の指定が正しくありません（例: 2026-12、2000年〜2099年）。今月を表示します。"
+    )
+    first = _requested_day(request, "month", _parse_month, error) or today
+    first = first.replace(day=1)
     next_month = (first + dt.timedelta(days=32)).replace(day=1)
     last = next_month - dt.timedelta(days=1)
     start = _week_start(first)
@@ -138,10 +165,10 @@ def calendar_week(request: HttpRequest) -> HttpResponse:
     """``?week=YYYY-MM-DD`` (any day of the week; default: this week in JST)."""
     _check(request)
     today = jst_date(timezone.now())
-    try:
-        anchor = dt.date.fromisoformat(request.GET.get("week", ""))
-    except ValueError:
-        anchor = today
+    error = gettext(
+        "表示する週の指定が正しくありません（例: 2026-12-01、2000年〜2099年）。今週を表示します。"
+    )
+    anchor = _requested_day(request, "week", dt.date.fromisoformat, error) or today
     start = _week_start(anchor)
     end = start + dt.timedelta(days=6)
     days = grid_days(start, end, today=today)

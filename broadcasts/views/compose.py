@@ -106,14 +106,9 @@ def preview_time(request: HttpRequest) -> JsonResponse:
     if request.GET.get("timing", TIMING_AT) == TIMING_AT:
         try:
             requested = JSTDateTimeField(required=False).clean(request.GET.get("requested_at", ""))
-        except forms.ValidationError:
-            return JsonResponse(
-                {
-                    "error": "日時の形式が正しくありません。",
-                    "text": "日時の形式が正しくありません。",
-                },
-                status=400,
-            )
+        except forms.ValidationError as exc:
+            error = exc.messages[0]
+            return JsonResponse({"error": error, "text": error}, status=400)
     priority = request.GET.get("priority", Broadcast.Priority.NORMAL)
     if priority not in Broadcast.Priority.values:
         priority = Broadcast.Priority.NORMAL
@@ -223,13 +218,22 @@ def broadcast_create_view(request: HttpRequest) -> HttpResponse:
 
     initial_messages = None
     initial: dict[str, Any] = {}
-    template_id = request.GET.get("template")
-    if template_id:
-        source = get_object_or_404(
-            MessageTemplate.objects.prefetch_related("categories"), pk=template_id
+    if request.GET.get("template"):
+        # A link from the templates page carries a primary key; anything else (a deleted
+        # template, "abc", a 40-digit number) starts a blank broadcast with a message.
+        ids = valid_ids([request.GET["template"]])
+        source = (
+            MessageTemplate.objects.prefetch_related("categories").filter(pk=ids[0]).first()
+            if ids
+            else None
         )
-        initial_messages = source.messages
-        initial["categories"] = list(source.categories.all())
+        if source is None:
+            messages.error(
+                request, gettext("指定された雛形が見つかりません。白紙から作成してください。")
+            )
+        else:
+            initial_messages = source.messages
+            initial["categories"] = list(source.categories.all())
     if request.GET.get("kind") == Broadcast.Kind.DRILL:
         initial.update(
             kind=Broadcast.Kind.DRILL,

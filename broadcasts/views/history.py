@@ -15,7 +15,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from .. import selectors_dashboard as dash
-from ..formfields import SafeIntegerField, SafeModelChoiceField
+from ..formfields import SafeDateField, SafeIntegerField, SafeModelChoiceField
 from ..models import Broadcast, User
 from ..schedule import JST
 from ..services.lifecycle import ACTION_LABELS
@@ -67,10 +67,10 @@ class HistoryFilterForm(forms.Form):
         label="操作した人", required=False, queryset=User.objects.none(), empty_label="すべて"
     )
     broadcast = SafeIntegerField(label="配信ID", required=False)
-    date_from = forms.DateField(
+    date_from = SafeDateField(
         label="開始日", required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
-    date_to = forms.DateField(
+    date_to = SafeDateField(
         label="終了日", required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
 

@@ -27,6 +27,8 @@ from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
 from .. import selectors_dashboard as dash
+from ..csvsafe import csv_safe_row
+from ..formfields import SafeDateField
 from ..models import Broadcast, BroadcastStats, Category
 from ..schedule import JST, format_date, format_jst, jst_date
 
@@ -37,10 +39,10 @@ DELIVERED = Coalesce("stats__delivered", "recipient_count", Value(0))
 
 
 class StatsRangeForm(forms.Form):
-    date_from = forms.DateField(
+    date_from = SafeDateField(
         label="開始日", required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
-    date_to = forms.DateField(
+    date_to = SafeDateField(
         label="終了日", required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
 
@@ -60,6 +62,10 @@ def _range(request: HttpRequest) -> tuple[StatsRangeForm, dt.date, dt.date]:
     data = form.cleaned_data if form.is_valid() else {}
     end = data.get("date_to") or today
     start = data.get("date_from") or end - dt.timedelta(days=DEFAULT_DAYS - 1)
+    if (end - start).days > MAX_DAYS:
+        # A start date alone runs to today: keep that range as short as a typed one.
+        form.add_error(None, gettext("期間は2年以内で指定してください。"))
+        start = end - dt.timedelta(days=MAX_DAYS)
     return form, start, end
 
 
@@ -260,13 +266,15 @@ def _csv_rows(start: dt.date, end: dt.date) -> Iterator[list[Any]]:
 
 
 def csv_response(filename: str, header: list[str], rows: Iterator[list[Any]]) -> Any:
-    """A streamed CSV in UTF-8 with a BOM, so Excel opens the Japanese text correctly."""
+    """A streamed CSV in UTF-8 with a BOM, so Excel opens the Japanese text correctly. Every
+    export goes through here, so every cell is made safe here: text a spreadsheet would run
+    as a formula gets a leading ``'`` (``csvsafe``, OWASP CSV injection)."""
     writer = csv.writer(_Echo())
 
     def lines() -> Iterator[str]:
-        yield "\ufeff" + writer.writerow(header)
+        yield "\ufeff" + writer.writerow(csv_safe_row(header))
         for row in rows:
-            yield writer.writerow(row)
+            yield writer.writerow(csv_safe_row(row))
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'

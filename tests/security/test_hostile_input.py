@@ -134,3 +134,160 @@ def test_overlong_title_keeps_everything_typed(client, world):
     assert "120文字以内" in body
     assert "本文はそのまま残ること" in body
     assert long_title in body
+
+
+# --- hostile query strings ---------------------------------------------------------------------
+
+# Every name a view reads from request.GET (grep ``request.GET`` in broadcasts/ and kashiwa/,
+# and the fields of the filter forms bound to it), by kind, plus generic names a fuzzer tries.
+GET_PARAMS = {
+    "dates": [
+        "date_from",  # lists, history, stats
+        "date_to",
+        "month",  # calendar_grid
+        "week",
+        "requested_at",  # compose.preview_time
+        "date",
+    ],
+    "numbers": [
+        "page",  # every paginated list
+        "category",  # lists (BroadcastFilterForm)
+        "division",
+        "author",
+        "actor",  # history (HistoryFilterForm)
+        "broadcast",
+        "template",  # compose: 「この雛形で作成」
+        "categories",  # compose.preview_time
+        "id",
+        "pk",
+        "limit",
+        "offset",
+    ],
+    "choices": [
+        "q",  # lists, history
+        "status",  # lists
+        "tab",
+        "verb",  # history
+        "kind",  # compose
+        "timing",  # compose.preview_time
+        "priority",
+        "audience",
+        "compact",  # progress
+        "format",  # ops
+        "next",  # otp, login
+        "part",
+        "sort",
+        "order",
+        "lang",
+    ],
+}
+ALL_GET_PARAMS = [name for names in GET_PARAMS.values() for name in names]
+GET_VALUES = [
+    "0001-01-01",
+    "9999-12-31",
+    "99999999",
+    "-1",
+    "abc",
+    "\x00",
+    "'\"<script>",
+    "a" * 5000,
+    "%",
+    "１２３",
+]
+# Sent to one kind of parameter at a time: an invalid value in one field
+# (``category=0001-01-01``) makes a form invalid and hides a crash in another
+# (``date_from=0001-01-01``), and ``timing=abc`` skips reading ``requested_at``.
+UNMASKING_VALUES = ["0001-01-01", "9999-12-31", "9999-12", "9999-12-31T23:59", "9" * 40, "abc"]
+# A role changes which rows a page shows, not how it reads its parameters: every other role
+# allowed a URL sends these few.
+EVERY_ROLE_VALUES = ["0001-01-01", "9999-12-31", "abc", "\x00"]
+GETTABLE = [row for row in MATRIX if row.method == "GET"]
+
+
+def query_payloads(*, thorough: bool):
+    """Hostile values in every parameter at once, and lists of values (``?x=1&x=2``).
+    ``thorough`` adds the unmasking values to each kind of parameter alone, and each end of a
+    date range alone (the statistics count back from ``date_to`` when ``date_from`` is
+    absent)."""
+    for value in GET_VALUES if thorough else EVERY_ROLE_VALUES:
+        yield dict.fromkeys(ALL_GET_PARAMS, value)
+    yield {name: ["1", "2"] for name in ALL_GET_PARAMS}
+    if not thorough:
+        return
+    yield {name: ["2026-12-01", "0001-01-01"] for name in ALL_GET_PARAMS}
+    for names in GET_PARAMS.values():
+        for value in UNMASKING_VALUES:
+            yield dict.fromkeys(names, value)
+    for name in ("date_from", "date_to"):
+        for value in ("0001-01-01", "9999-12-31"):
+            yield {name: value}
+
+
+def _describe(params: dict) -> str:
+    values = {repr(v)[:24] for v in params.values()}
+    if len(params) > 1 and len(values) == 1:
+        return f"{len(params)} parameters ({next(iter(params))}, ...) = {values.pop()}"
+    return "&".join(f"{k}={v!r:.24}" for k, v in params.items())
+
+
+def test_hostile_query_strings_never_500(world):
+    """Every GET URL as every role, with hostile values in every query parameter any view
+    reads: no 500 anywhere (a streamed CSV is read to its end). Each URL gets the thorough
+    payloads as the first role allowed it and the compact ones as every other role allowed
+    it; a refused role is turned away before any parameter is read, so two payloads do. All
+    failures are collected and reported together."""
+    failures = []
+    for role in ROLES:
+        client = Client(raise_request_exception=False)
+        if role != "anon":
+            client.force_login(world["users"][role])
+        for row in GETTABLE:
+            url = reverse(row.name, args=row.args(world))
+            if role not in row.allowed:
+                payloads = [dict.fromkeys(ALL_GET_PARAMS, v) for v in ("abc", "0001-01-01")]
+            else:
+                thorough = role == next(r for r in ROLES if r in row.allowed)
+                payloads = list(query_payloads(thorough=thorough))
+            for params in payloads:
+                response = client.get(url, params)
+                error = None
+                if response.status_code >= 500:
+                    exc = getattr(response, "exc_info", None)
+                    error = repr(exc[1])[:120] if exc else response.status_code
+                elif response.streaming:
+                    try:
+                        b"".join(response.streaming_content)
+                    except Exception as problem:  # every failure is reported below
+                        error = repr(problem)[:120]
+                if error:
+                    failures.append((role, url, _describe(params), error))
+    assert not failures, f"{len(failures)} answers of 500:\n" + "\n".join(map(str, failures))
+
+
+@pytest.mark.parametrize(
+    ("role", "name", "query", "status", "message"),
+    [
+        ("reviewer", "broadcasts:stats", "date_to=0001-01-01", 200, "2099年12月31日までの間"),
+        ("reviewer", "broadcasts:list", "date_from=0001-01-01", 200, "2099年12月31日までの間"),
+        ("reviewer", "broadcasts:history", "date_to=9999-12-31", 200, "2099年12月31日までの間"),
+        ("drafter", "broadcasts:create", "template=abc", 200, "指定された雛形が見つかりません"),
+        ("drafter", "broadcasts:create", "template=999999", 200, "指定された雛形が見つかりません"),
+        ("drafter", "broadcasts:calendar_month", "month=9999-12", 200, "今月を表示します"),
+        ("drafter", "broadcasts:calendar_week", "week=0001-01-01", 200, "今週を表示します"),
+        (
+            "drafter",
+            "broadcasts:preview_time",
+            "requested_at=9999-12-31T23:59",
+            400,
+            "2099年12月31日までの間",
+        ),
+    ],
+)
+def test_bad_query_values_are_explained_in_japanese(
+    client, world, role, name, query, status, message
+):
+    client.force_login(world["users"][role])
+    response = client.get(f"{reverse(name)}?{query}")
+    assert response.status_code == status
+    body = response.json()["text"] if name.endswith("preview_time") else response.content.decode()
+    assert message in body

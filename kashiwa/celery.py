@@ -5,6 +5,11 @@ from __future__ import annotations
 import os
 
 from celery import Celery, signals
+from kombu.transport import TRANSPORT_ALIASES
+
+# The embedded broker (no REDIS_URL): sqlite:////…/broker.sqlite3, see kashiwa/broker.py. A
+# name, not an import, so that processes on Redis never load SQLAlchemy.
+TRANSPORT_ALIASES["sqlite"] = "kashiwa.broker:Transport"
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kashiwa.settings.dev")
 

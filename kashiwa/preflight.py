@@ -21,14 +21,19 @@ def check_database() -> None:
 
 def check_broker() -> None:
     url = settings.CELERY_BROKER_URL
-    if url.startswith("filesystem://") or url.startswith("memory://"):
+    if url.startswith("memory://"):
         return
     from kombu import Connection
 
+    embedded = url.startswith("sqlite:")
     try:
         with Connection(url, connect_timeout=3, transport_options={"max_retries": 0}) as conn:
             conn.ensure_connection(max_retries=1, timeout=3)
+            if embedded:  # opens the file and creates its tables before any worker starts
+                conn.default_channel.queue_declare(queue=settings.CELERY_TASK_DEFAULT_QUEUE)
     except Exception as exc:
+        if embedded:
+            raise ConfigError(f"ブローカー (SQLite) を開けません ({url}): {exc}") from exc
         raise ConfigError(f"ブローカー (Redis) に接続できません ({_redact(url)}): {exc}") from exc
 
 

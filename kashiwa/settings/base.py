@@ -176,30 +176,15 @@ CONTENT_SECURITY_POLICY = {
 
 # --- Redis / Celery -------------------------------------------------------------------
 REDIS_URL = env.get("REDIS_URL")
-CELERY_BROKER_URL = env.broker_url(REDIS_URL, env.get("CELERY_BROKER_URL"), DATA_DIR / "broker")
+# Without REDIS_URL (the embedded default) Celery's messages live in a SQLite file of their own
+# (kashiwa/broker.py), in KASHIWA_BROKER_DIR.
 BROKER_DIR = Path(env.get("KASHIWA_BROKER_DIR", str(DATA_DIR / "broker")) or DATA_DIR / "broker")
-
-
-def filesystem_broker_options(folder: Path) -> dict[str, object]:
-    """kombu's filesystem transport: a broker that needs no server (the embedded default)."""
-    for sub in ("queue", "processed", "control"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
-    return {
-        "control_folder": str(folder / "control"),
-        "data_folder_in": str(folder / "queue"),
-        "data_folder_out": str(folder / "queue"),
-        "processed_folder": str(folder / "processed"),
-        "store_processed": False,
-        # The filesystem transport polls its folder; the default (1 s) made 50 held sends
-        # take 25 s to start in the embedded default.
-        "polling_interval": 0.1,
-    }
-
-
-if CELERY_BROKER_URL.startswith("filesystem://"):
-    CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(BROKER_DIR)
-else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_URL = env.broker_url(
+    REDIS_URL, env.get("CELERY_BROKER_URL"), BROKER_DIR / "broker.sqlite3"
+)
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {} if CELERY_BROKER_URL.startswith("sqlite:") else {"visibility_timeout": 3600}
+)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -240,14 +225,29 @@ CELERY_BEAT_SCHEDULE = {
 CELERY_TIMEZONE = "Asia/Tokyo"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
-# The webhook wakes one processing task for many events when every process shares the cache.
-WEBHOOK_COALESCE_WAKEUPS = bool(REDIS_URL)
+
+def embedded_cache(folder: Path) -> dict[str, object]:
+    """The cache of the embedded default: SQLite files that every process of the stack shares
+    (kashiwa/cache.py), so that the web process sees the dispatcher's heartbeat, and the
+    rate limiter's counters and the webhook's wake-up flag hold across workers."""
+    return {
+        "BACKEND": "kashiwa.cache.SharedCache",
+        "LOCATION": str(folder),
+        "SHARDS": 4,
+        # How long one call waits for another process's write (each holds the lock for
+        # well under a millisecond); reads never wait (WAL).
+        "DATABASE_TIMEOUT": 5.0,
+    }
+
+
 if REDIS_URL:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {"default": embedded_cache(DATA_DIR / "cache")}
+# The webhook wakes one processing task for many events (the flag is in the shared cache).
+WEBHOOK_COALESCE_WAKEUPS = True
 
 # --- LINE -----------------------------------------------------------------------------
 SANDBOX_HOST = env.get("LINE_SANDBOX_HOST", "127.0.0.1") or "127.0.0.1"

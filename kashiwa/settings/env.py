@@ -97,12 +97,13 @@ def database(url: str | None, default_sqlite: Path) -> dict[str, Any]:
     return config
 
 
-def broker_url(redis_url: str | None, broker: str | None, filesystem_root: Path) -> str:
-    """Celery broker: CELERY_BROKER_URL, else REDIS_URL, else kombu's filesystem transport."""
+def broker_url(redis_url: str | None, broker: str | None, embedded_file: Path) -> str:
+    """Celery broker: CELERY_BROKER_URL, else REDIS_URL, else the embedded broker, a SQLite
+    file (kashiwa/broker.py)."""
     url = broker or redis_url
     if url:
         scheme = urlparse(url).scheme
-        if scheme not in {"redis", "rediss", "filesystem", "amqp", "memory"}:
+        if scheme not in {"redis", "rediss", "sqlite", "amqp", "memory"}:
             raise ConfigError(f"ブローカー URL の形式が不正です: scheme {scheme or '(none)'!r}")
         return url
-    return "filesystem://"
+    return f"sqlite:///{embedded_file.resolve()}"

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.cache import cache
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from .models import Broadcast, WebhookEvent
@@ -51,6 +52,10 @@ class OpsStatus:
     slow: list[Broadcast] = field(default_factory=list)
     needs_attention: int = 0
     webhook_backlog: int = 0
+    #: events of the last day whose reply was not attempted: the token had expired
+    webhook_replies_expired: int = 0
+    #: events of the last day whose reply LINE did not accept
+    webhook_replies_failed: int = 0
 
     @property
     def healthy(self) -> bool:
@@ -77,7 +82,26 @@ def ops_status(now: dt.datetime | None = None) -> OpsStatus:
         webhook_backlog=WebhookEvent.objects.filter(
             processed_at__isnull=True, received_at__lt=now - dt.timedelta(minutes=2)
         ).count(),
+        **_reply_problems(now),
     )
+
+
+def _reply_problems(now: dt.datetime) -> dict[str, int]:
+    """Replies of the last 24 hours that did not reach the citizen (issue 12, finding 7)."""
+    from .services.replies import EXPIRED
+
+    counts = (
+        WebhookEvent.objects.filter(processed_at__gte=now - dt.timedelta(days=1))
+        .exclude(error="")
+        .aggregate(
+            expired=Count("pk", filter=Q(error__startswith=EXPIRED)),
+            failed=Count("pk", filter=~Q(error__startswith=EXPIRED)),
+        )
+    )
+    return {
+        "webhook_replies_expired": counts["expired"],
+        "webhook_replies_failed": counts["failed"],
+    }
 
 
 def as_json(status: OpsStatus) -> dict[str, Any]:
@@ -92,4 +116,6 @@ def as_json(status: OpsStatus) -> dict[str, Any]:
         "slow_sends": [b.pk for b in status.slow],
         "needs_attention": status.needs_attention,
         "webhook_backlog": status.webhook_backlog,
+        "webhook_replies_expired": status.webhook_replies_expired,
+        "webhook_replies_failed": status.webhook_replies_failed,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.utils import timezone
 
 from .services import citizens
 
@@ -17,19 +18,22 @@ __all__ = [
 @shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
 def process_webhook_events(webhook_event_ids: list[str]) -> int:
     """Enqueued by the webhook once the events are committed; each event runs at most once."""
-    return citizens.webhook_events_process(webhook_event_ids=webhook_event_ids)
+    return citizens.webhook_events_process(webhook_event_ids=webhook_event_ids, now_fn=timezone.now)
 
 
 @shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
 def process_new_webhook_events() -> int:
     """Woken by the webhook (at most one wake-up every couple of seconds under load)."""
-    return citizens.webhook_events_process_new()
+    return citizens.webhook_events_process_new(now_fn=timezone.now)
 
 
 @shared_task(ignore_result=True)
 def process_pending_webhook_events() -> int:
     """Backstop: events that were stored while the broker was down, or whose worker died."""
-    return citizens.webhook_events_process(webhook_event_ids=citizens.webhook_events_pending())
+    now = timezone.now()
+    return citizens.webhook_events_process(
+        webhook_event_ids=citizens.webhook_events_pending(now=now), now_fn=timezone.now
+    )
 
 
 @shared_task(ignore_result=True)

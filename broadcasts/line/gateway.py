@@ -135,10 +135,17 @@ _NETWORK_ERRORS = (urllib3.exceptions.HTTPError, OSError, TimeoutError)
 class LineGateway:
     """Typed access to the Messaging API calls the app makes."""
 
-    def __init__(self, *, host: str, token: str, timeout: float = 10.0) -> None:
+    def __init__(
+        self, *, host: str, token: str, timeout: float = 10.0, max_connections: int = 0
+    ) -> None:
         configuration = Configuration(host=host.rstrip("/"), access_token=token)
         # Retries are ours (with the same retry key), not urllib3's.
         configuration.retries = 0
+        # Kept-alive connections: at least one per thread that calls LINE at once (sending
+        # threads, reply threads); urllib3 would otherwise open and discard the extra ones.
+        configuration.connection_pool_maxsize = max(
+            configuration.connection_pool_maxsize, max_connections
+        )
         self._client = ApiClient(configuration)
         self._api = MessagingApi(self._client)
         insight_configuration = InsightConfiguration(host=host.rstrip("/"), access_token=token)
@@ -325,6 +332,7 @@ def get_gateway() -> LineGateway:
                 host=settings.LINE_API_BASE_URL,
                 token=settings.LINE_CHANNEL_ACCESS_TOKEN,
                 timeout=settings.LINE_REQUEST_TIMEOUT_SECONDS,
+                max_connections=max(settings.REPLY_CONCURRENCY, settings.MULTICAST_CONCURRENCY),
             )
             _GATEWAYS[key] = gateway
     return gateway

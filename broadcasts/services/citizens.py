@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import time
 import unicodedata
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -25,7 +27,6 @@ from django.utils import timezone
 
 from .. import citizen_defaults
 from ..content import Problem, check_messages
-from ..line.errors import LineError
 from ..line.gateway import get_gateway
 from ..models import (
     AutoReplyRule,
@@ -36,6 +37,7 @@ from ..models import (
     User,
     WebhookEvent,
 )
+from . import replies
 from .audit import audit_record
 from .errors import BroadcastInvalid
 
@@ -145,76 +147,169 @@ def _enqueue(webhook_event_ids: list[str]) -> None:
             cache.delete(WAKE_KEY)
 
 
-def _unclaimed(limit: int) -> list[str]:
-    return list(
-        WebhookEvent.objects.filter(processed_at__isnull=True, processing_started_at__isnull=True)
-        .order_by("received_at", "id")
-        .values_list("webhook_event_id", flat=True)[:limit]
-    )
-
-
-def webhook_events_process_new(*, batch: int = 200, max_rounds: int = 50) -> int:
+def webhook_events_process_new(
+    *,
+    batch: int = 50,
+    max_rounds: int = 400,
+    now_fn: Callable[[], dt.datetime] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
     """Process every event nobody has claimed yet, until there are none.
 
+    Several of these may run at once (a wake-up every couple of seconds under load): each
+    claims its own batches (``select_for_update(skip_locked=True)``), so they share the work.
     Before leaving it clears the wake flag and looks once more: an event committed while the
     flag was still set (its request did not enqueue) is committed before that last look, and
     one committed after it finds the flag clear and enqueues a new processor."""
-    processed = 0
-    for _ in range(max_rounds):
-        ids = _unclaimed(batch)
-        if not ids:
-            cache.delete(WAKE_KEY)
-            ids = _unclaimed(batch)
-            if not ids:
-                return processed
-            cache.add(WAKE_KEY, 1, WAKE_SECONDS)
-        processed += webhook_events_process(webhook_event_ids=ids)
-    # Still more after many rounds: hand over to a fresh task rather than run forever.
-    from ..tasks_citizens import process_new_webhook_events
 
-    process_new_webhook_events.apply_async(ignore_result=True)
+    def claim(now: dt.datetime) -> list[WebhookEvent]:
+        events = _claim_batch(limit=batch, now=now)
+        if not events:
+            cache.delete(WAKE_KEY)
+            events = _claim_batch(limit=batch, now=now)
+            if events:
+                cache.add(WAKE_KEY, 1, WAKE_SECONDS)
+        return events
+
+    processed, more = _process_claimed(
+        claim, batch=batch, max_rounds=max_rounds, now_fn=now_fn or timezone.now, sleep=sleep
+    )
+    if more:
+        # Still more after many rounds: hand over to a fresh task rather than run forever.
+        from ..tasks_citizens import process_new_webhook_events
+
+        process_new_webhook_events.apply_async(ignore_result=True)
     return processed
 
 
-def _claim(webhook_event_id: str, now: dt.datetime) -> WebhookEvent | None:
-    """Take the event for processing; ``None`` if it is done or another worker has it."""
-    claimed = WebhookEvent.objects.filter(
-        Q(processing_started_at__isnull=True) | Q(processing_started_at__lt=now - STALE_CLAIM),
-        webhook_event_id=webhook_event_id,
-        processed_at__isnull=True,
-    ).update(processing_started_at=now)
-    if not claimed:
-        return None
-    return WebhookEvent.objects.get(webhook_event_id=webhook_event_id)
+def webhook_events_process(
+    *,
+    webhook_event_ids: list[str],
+    batch: int = 50,
+    now_fn: Callable[[], dt.datetime] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Process the given events (those still unclaimed, or whose claim went stale)."""
+    remaining = list(webhook_event_ids)
+
+    def claim(now: dt.datetime) -> list[WebhookEvent]:
+        while remaining:
+            ids = remaining[:batch]
+            del remaining[:batch]
+            events = _claim_ids(ids, now=now)
+            if events:
+                return events
+        return []
+
+    processed, _ = _process_claimed(
+        claim, batch=batch, max_rounds=None, now_fn=now_fn or timezone.now, sleep=sleep
+    )
+    return processed
 
 
 def webhook_event_process(*, webhook_event_id: str, now: dt.datetime | None = None) -> bool:
     """Process one stored event exactly once. Returns whether this call processed it."""
-    now = now or timezone.now()
-    event = _claim(webhook_event_id, now)
-    if event is None:
-        return False
-    error = ""
-    try:
-        with transaction.atomic():
-            error = _handle(event)
-    except Exception as exc:
-        # Leave it claimed-but-unprocessed: the sweeper retries after STALE_CLAIM.
-        logger.exception("webhook event %s failed", webhook_event_id)
-        WebhookEvent.objects.filter(pk=event.pk).update(error=f"{type(exc).__name__}: {exc}"[:500])
-        raise
-    payload = dict(event.payload)
-    payload.pop("replyToken", None)  # single use, and useless after a minute
-    if isinstance(payload.get("message"), dict) and "text" in payload["message"]:
-        payload["message"] = {**payload["message"], "text": ""}  # policy 10
-    WebhookEvent.objects.filter(pk=event.pk).update(
-        processed_at=timezone.now(), payload=payload, error=error
-    )
-    return True
+    now_fn = (lambda: now) if now is not None else None
+    return webhook_events_process(webhook_event_ids=[webhook_event_id], now_fn=now_fn) == 1
 
 
-def webhook_events_process(*, webhook_event_ids: list[str]) -> int:
-    return sum(webhook_event_process(webhook_event_id=i) for i in webhook_event_ids)
+def _claim_batch(*, limit: int, now: dt.datetime) -> list[WebhookEvent]:
+    """Take the oldest unclaimed events; rows another processor is claiming are skipped.
+    (On SQLite the IMMEDIATE transaction serialises claimers instead.)"""
+    with transaction.atomic():
+        events = list(
+            WebhookEvent.objects.select_for_update(skip_locked=True)
+            .filter(processed_at__isnull=True, processing_started_at__isnull=True)
+            .order_by("received_at", "id")[:limit]
+        )
+        WebhookEvent.objects.filter(pk__in=[e.pk for e in events]).update(processing_started_at=now)
+    return events
+
+
+def _claim_ids(ids: list[str], *, now: dt.datetime) -> list[WebhookEvent]:
+    """Take these events unless done or another worker has them (a claim older than
+    ``STALE_CLAIM`` belongs to a worker that died)."""
+    with transaction.atomic():
+        events = list(
+            WebhookEvent.objects.select_for_update(skip_locked=True)
+            .filter(
+                Q(processing_started_at__isnull=True)
+                | Q(processing_started_at__lt=now - STALE_CLAIM),
+                webhook_event_id__in=ids,
+                processed_at__isnull=True,
+            )
+            .order_by("received_at", "id")
+        )
+        WebhookEvent.objects.filter(pk__in=[e.pk for e in events]).update(processing_started_at=now)
+    return events
+
+
+def _process_claimed(
+    claim: Callable[[dt.datetime], list[WebhookEvent]],
+    *,
+    batch: int,
+    max_rounds: int | None,
+    now_fn: Callable[[], dt.datetime],
+    sleep: Callable[[float], None],
+) -> tuple[int, bool]:
+    """Claim batches until ``claim`` finds none, act on each event on this thread (follow
+    state, 受信設定: committed whatever happens to the reply), hand the replies to a pool of
+    threads and record each outcome. Returns (events processed, stopped with more to do).
+
+    At most about ``batch`` replies wait in the pool while the next batch is claimed: events
+    are not claimed faster than they can be answered, so other processors get their share and
+    a claimed event's token does not age in a queue."""
+    processed = rounds = 0
+    more = False
+    with replies.ReplyPool(gateway=get_gateway(), now_fn=now_fn, sleep=sleep) as pool:
+        while True:
+            processed += _record(pool.finished(below=batch), now_fn())
+            if max_rounds is not None and rounds >= max_rounds:
+                more = True
+                break
+            events = claim(now_fn())
+            if not events:
+                break
+            rounds += 1
+            done: list[tuple[WebhookEvent, str]] = []
+            for event in events:
+                try:
+                    with transaction.atomic():
+                        messages = _handle(event)
+                except Exception as exc:
+                    # Left claimed but unprocessed: the sweeper retries after STALE_CLAIM.
+                    logger.exception("webhook event %s failed", event.webhook_event_id)
+                    WebhookEvent.objects.filter(pk=event.pk).update(
+                        error=f"{type(exc).__name__}: {exc}"[:500]
+                    )
+                    continue
+                token = event.payload.get("replyToken")
+                if token and messages:
+                    pool.submit(
+                        event, token=str(token), messages=messages, event_at=_event_time(event)
+                    )
+                else:
+                    done.append((event, ""))
+            processed += _record(done, now_fn())
+        processed += _record(pool.drain(), now_fn())
+    return processed, more
+
+
+def _record(outcomes: list[tuple[Any, str]], now: dt.datetime) -> int:
+    """Mark events processed, with their reply's error; forget what policy 10 says not to keep."""
+    events = []
+    for event, error in outcomes:
+        payload = dict(event.payload)
+        payload.pop("replyToken", None)  # single use, and useless after a minute
+        if isinstance(payload.get("message"), dict) and "text" in payload["message"]:
+            payload["message"] = {**payload["message"], "text": ""}  # policy 10
+        if error:
+            logger.warning("reply to webhook event %s: %s", event.webhook_event_id, error)
+        event.payload, event.processed_at, event.error = payload, now, error
+        events.append(event)
+    if events:
+        WebhookEvent.objects.bulk_update(events, ["payload", "processed_at", "error"])
+    return len(events)
 
 
 def webhook_events_pending(*, now: dt.datetime | None = None) -> list[str]:
@@ -246,46 +341,33 @@ def _event_time(event: WebhookEvent) -> dt.datetime:
     return event.received_at
 
 
-def _handle(event: WebhookEvent) -> str:
-    """Act on one event; returns a reply error to record (a failed reply is not retried:
-    reply tokens are single-use and expire)."""
+def _handle(event: WebhookEvent) -> list[dict[str, Any]]:
+    """Act on one event (follow state, 受信設定) and return the reply to send, if any. The
+    reply is sent afterwards, outside this transaction (``replies.ReplyPool``)."""
     user_id = event.line_user_id
     at = _event_time(event)
     kind = event.event_type
     if not user_id:
         logger.info("webhook %s event without a user ID: nothing to do", kind)
-        return ""
+        return []
     if kind == "follow":
         follower_follow(line_user_id=user_id, at=at)
-        return _reply(event, standard_reply_messages(StandardReply.Kind.GREETING))
+        return standard_reply_messages(StandardReply.Kind.GREETING)
     if kind == "unfollow":
         follower_unfollow(line_user_id=user_id, at=at)
-        return ""
+        return []
     if kind == "message":
         message = event.payload.get("message") or {}
         text = str(message.get("text", "")) if message.get("type") == "text" else ""
         if normalize(text) == normalize(citizen_defaults.SUBSCRIPTION_KEYWORD):
             follower = follower_ensure(line_user_id=user_id, at=at)
-            return _reply(event, subscription_menu_messages(follower))
-        return _reply(event, auto_reply_messages(text=text, now=at))
+            return subscription_menu_messages(follower)
+        return auto_reply_messages(text=text, now=at)
     if kind == "postback":
         data = str((event.payload.get("postback") or {}).get("data", ""))
-        messages = postback_handle(line_user_id=user_id, data=data, at=at)
-        return _reply(event, messages) if messages else ""
+        return postback_handle(line_user_id=user_id, data=data, at=at)
     logger.info("webhook event type %r acknowledged and ignored", kind)
-    return ""
-
-
-def _reply(event: WebhookEvent, messages: list[dict[str, Any]]) -> str:
-    token = event.payload.get("replyToken")
-    if not token or not messages:
-        return ""
-    try:
-        get_gateway().reply(reply_token=str(token), messages=messages)
-    except LineError as exc:
-        logger.warning("reply to webhook event %s failed: %s", event.webhook_event_id, exc)
-        return exc.describe()[:500]
-    return ""
+    return []
 
 
 # --- followers and 受信設定 -------------------------------------------------------------------

@@ -270,6 +270,17 @@ LINE_DATA_API_BASE_URL = env.get(
     "LINE_DATA_API_BASE_URL", SANDBOX_URL if LINE_USES_SANDBOX else "https://api-data.line.me"
 )
 LINE_REQUEST_TIMEOUT_SECONDS = float(env.get("LINE_REQUEST_TIMEOUT_SECONDS", "10") or 10)
+# LINE: reply tokens must be used within one minute after the webhook is received; use after
+# more than a minute is not guaranteed (developers.line.biz/en/docs/messaging-api/
+# sending-messages/#reply-messages). A reply is not attempted once its event is older than this
+# (counted from the event's own timestamp); the margin is for clocks and the request itself.
+REPLY_TOKEN_MAX_AGE_SECONDS = env.get_int("REPLY_TOKEN_MAX_AGE_SECONDS", 50)
+if not 1 <= REPLY_TOKEN_MAX_AGE_SECONDS <= 60:
+    raise env.ConfigError("REPLY_TOKEN_MAX_AGE_SECONDS は 1〜60 にしてください（LINE は1分）")
+# Replies to webhook events in flight at once per processing task (threads that call LINE).
+REPLY_CONCURRENCY = env.get_int("REPLY_CONCURRENCY", 16)
+if REPLY_CONCURRENCY < 1:
+    raise env.ConfigError("REPLY_CONCURRENCY は 1 以上にしてください")
 
 # --- The city's rules -----------------------------------------------------------------
 ACCOUNT_NAME = "柏市役所"

@@ -48,3 +48,30 @@ def test_queue_depth_counts_waiting_tasks(db, settings):
     with app.connection_for_write() as conn:
         conn.default_channel.queue_purge("default")
     assert ops.queue_depths()["default"] == 0
+
+
+def test_ops_counts_replies_that_did_not_reach_citizens(client, admin_user, db):
+    """Issue 12, finding 7: replies not attempted because the token had expired, and replies
+    LINE refused, in the last 24 hours."""
+    from broadcasts.models import WebhookEvent
+    from broadcasts.services.replies import EXPIRED
+
+    now = timezone.now()
+    for n, (error, processed) in enumerate(
+        [
+            (f"{EXPIRED}（イベントから 71 秒）", now),
+            (f"{EXPIRED}（イベントから 65 秒）", now - dt.timedelta(hours=1)),
+            ("LINE API 400: Invalid reply token", now),
+            ("", now),
+            (f"{EXPIRED}（イベントから 90 秒）", now - dt.timedelta(days=2)),  # too old to count
+        ]
+    ):
+        WebhookEvent.objects.create(
+            webhook_event_id=f"ops-{n}", event_type="follow", processed_at=processed, error=error
+        )
+    client.force_login(admin_user)
+    status = client.get(reverse("broadcasts:ops") + "?format=json").json()
+    assert (status["webhook_replies_expired"], status["webhook_replies_failed"]) == (2, 1)
+    page = client.get(reverse("broadcasts:ops")).content.decode()
+    assert "応答トークンの期限切れで送らなかったもの: 2 件" in page
+    assert "LINE が受け付けなかったもの: 1 件" in page

@@ -11,16 +11,18 @@ import hashlib
 import hmac
 import json
 import logging
+import threading
 
 import pytest
 from django.conf import settings as django_settings
+from django.db.models import Q
 from django.utils import timezone
 
 from broadcasts.line.sandbox import follow_event, postback_event, text_message_event
 from broadcasts.line.sandbox.state import synthetic_user_id
 from broadcasts.line.sandbox.webhook import prepare_events, unfollow_event
 from broadcasts.models import AutoReplyRule, BroadcastEvent, Category, Follower, WebhookEvent
-from broadcasts.services import citizens
+from broadcasts.services import citizens, replies
 
 URL = "/line/webhook/"
 CITIZEN = synthetic_user_id(900_001)
@@ -310,13 +312,204 @@ def test_broker_down_leaves_events_for_the_sweeper(post, line_sandbox, time_mach
 
 
 @pytest.mark.django_db
-def test_a_failed_reply_is_recorded_not_retried(post, eager, line_sandbox):
-    line_sandbox.set_fault("/v2/bot/message/reply", 500)
+def test_a_reply_failing_temporarily_is_retried_while_its_token_is_valid(
+    post, eager, line_sandbox, monkeypatch
+):
+    monkeypatch.setattr(replies, "RETRY_SECONDS", (0.01, 0.01, 0.01))
+    line_sandbox.set_fault("/v2/bot/message/reply", 500, count=2)
     post([follow_event(CITIZEN)])
     row = WebhookEvent.objects.get()
+    assert row.processed_at is not None and row.error == ""
+    assert "受信設定" in texts(line_sandbox, CITIZEN)[-1]
+    calls = sorted((r for r in line_sandbox.requests() if r.path.endswith("/reply")), key=when)
+    assert [r.status for r in calls] == [
+        500,
+        500,
+        200,
+    ]
+
+
+def when(request):
+    return request.time
+
+
+class FakeClock:
+    """``now_fn`` and ``sleep`` for a run: sleeping moves this clock, not the test's."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+def store(line_sandbox, events):
+    """Store events as the webhook does, without enqueueing their processing."""
+    prepared = prepare_events(line_sandbox.state, events)
+    citizens.webhook_events_store(payload={"destination": "U0", "events": prepared})
+    return prepared
+
+
+@pytest.mark.django_db
+def test_a_reply_that_keeps_failing_is_recorded_when_its_token_runs_out(line_sandbox, settings):
+    settings.REPLY_TOKEN_MAX_AGE_SECONDS = 50
+    line_sandbox.set_fault("/v2/bot/message/reply", 503, count=None)
+    [event] = store(line_sandbox, [follow_event(CITIZEN)])
+    clock = FakeClock(dt.datetime.fromtimestamp(event["timestamp"] / 1000, tz=dt.UTC))
+    ids = [event["webhookEventId"]]
+    assert citizens.webhook_events_process(webhook_event_ids=ids, now_fn=clock, sleep=clock.sleep)
+    row = WebhookEvent.objects.get()
     assert row.processed_at is not None
-    assert "500" in row.error
+    assert "503" in row.error and "回試行" in row.error
+    attempts = [r for r in line_sandbox.requests() if r.path.endswith("/reply")]
+    # 0, 0.5, 1.5, 3.5, 7.5, 15.5, 23.5, 31.5, 39.5, 47.5 s: the next would be past 50 s
+    assert len(attempts) == 10
+    assert "10 回試行" in row.error
+    # every attempt was made while the token was valid
+    assert clock.now - dt.datetime.fromtimestamp(event["timestamp"] / 1000, tz=dt.UTC) < (
+        dt.timedelta(seconds=django_settings.REPLY_TOKEN_MAX_AGE_SECONDS)
+    )
+    assert Follower.objects.get(line_user_id=CITIZEN).unfollowed_at is None
+
+
+@pytest.mark.django_db
+def test_a_refused_reply_is_recorded_not_retried(post, eager, line_sandbox):
+    line_sandbox.set_fault("/v2/bot/message/reply", 400, count=None)
+    post([follow_event(CITIZEN)])
+    row = WebhookEvent.objects.get()
+    assert row.processed_at is not None and "400" in row.error
+    assert len([r for r in line_sandbox.requests() if r.path.endswith("/reply")]) == 1
     assert Follower.objects.filter(line_user_id=CITIZEN).exists()
+
+
+# --- reply tokens expire (issue 12, finding 7) -------------------------------------------------
+
+
+def aged(event, seconds):
+    """The event as LINE would send it ``seconds`` after it happened."""
+    happened = timezone.now() - dt.timedelta(seconds=seconds)
+    return {**event, "timestamp": int(happened.timestamp() * 1000)}
+
+
+@pytest.mark.django_db
+def test_a_reply_whose_token_is_too_old_is_not_attempted_and_is_recorded(
+    post, eager, line_sandbox, settings
+):
+    settings.REPLY_TOKEN_MAX_AGE_SECONDS = 50
+    late, fresh = synthetic_user_id(900_011), synthetic_user_id(900_012)
+    # The sandbox would still accept the late token (it was issued just now): not trying is
+    # the app's own decision, from the event's timestamp.
+    assert post([aged(follow_event(late), 70), aged(follow_event(fresh), 5)]).status_code == 200
+
+    assert not [d for d in line_sandbox.deliveries(endpoint="reply") if late in d.recipients]
+    assert "受信設定" in texts(line_sandbox, fresh)[-1]
+    expired = WebhookEvent.objects.get(line_user_id=late)
+    assert expired.processed_at is not None
+    assert expired.error.startswith(replies.EXPIRED)
+    assert "replyToken" not in expired.payload
+    assert WebhookEvent.objects.get(line_user_id=fresh).error == ""
+    # the follow itself counts, whatever happened to the greeting
+    follower = Follower.objects.get(line_user_id=late)
+    assert follower.unfollowed_at is None and follower.categories.count() == 11
+    # and staff can see it on 運用状況
+    from broadcasts.ops import ops_status
+
+    status = ops_status(now=timezone.now())
+    assert status.webhook_replies_expired == 1
+    assert status.webhook_replies_failed == 0
+
+
+@pytest.mark.django_db
+def test_the_lifetime_is_a_setting(post, eager, line_sandbox, settings):
+    settings.REPLY_TOKEN_MAX_AGE_SECONDS = 20
+    post([aged(follow_event(CITIZEN), 25)])
+    assert WebhookEvent.objects.get().error.startswith(replies.EXPIRED)
+    assert line_sandbox.deliveries(endpoint="reply") == []
+
+
+def warm_up(line_sandbox):
+    """The sandbox compiles LINE's OpenAPI document on its first validation (~1.5 s, unlocked:
+    eight first requests at once each do it, past the request timeout). A long-running
+    sandbox, like LINE, has long done it."""
+    from broadcasts.line.sandbox import validation
+
+    schema = validation.request_schema("/v2/bot/message/reply")
+    validation.validate_body(schema, {"replyToken": "x", "messages": GREETING}, endpoint="reply")
+
+
+GREETING = [{"type": "text", "text": "友だち追加ありがとうございます"}]
+
+
+@pytest.mark.django_db
+def test_a_burst_is_answered_with_overlapping_reply_calls(line_sandbox, settings):
+    """Behaviour, not speed (bench/webhook measures that): with LINE taking 200 ms per reply,
+    the calls of one processing run overlap, up to REPLY_CONCURRENCY at once, and every
+    follower is greeted once."""
+    settings.REPLY_CONCURRENCY = 8
+    warm_up(line_sandbox)
+    line_sandbox.set_fault("/v2/bot/message/reply", mode="latency", latency_ms=200, count=None)
+    users = [synthetic_user_id(910_000 + i) for i in range(40)]
+    store(line_sandbox, [follow_event(u) for u in users])
+
+    assert citizens.webhook_events_process_new(now_fn=timezone.now) == 40
+
+    assert all(len(texts(line_sandbox, u)) == 1 for u in users)
+    assert not WebhookEvent.objects.filter(Q(processed_at__isnull=True) | ~Q(error="")).exists()
+    calls = [r for r in line_sandbox.requests() if r.path.endswith("/reply")]
+    assert len(calls) == 40
+    most = max_overlap([(r.time - dt.timedelta(milliseconds=r.duration_ms), r.time) for r in calls])
+    assert 4 <= most <= 8
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_processors_share_a_burst_without_overlap(line_sandbox, settings, monkeypatch):
+    """Two processing tasks at once (the wake flag expires under load and wakes another)
+    claim disjoint batches: each event is handled and greeted exactly once."""
+    from django.apps import apps
+    from django.db import connection
+
+    from broadcasts.citizen_defaults import seed_citizen_side
+
+    seed_citizen_side(apps)  # transactional tests flush what the data migration seeded
+    settings.REPLY_CONCURRENCY = 4
+    warm_up(line_sandbox)
+    line_sandbox.set_fault("/v2/bot/message/reply", mode="latency", latency_ms=30, count=None)
+    users = [synthetic_user_id(920_000 + i) for i in range(60)]
+    monkeypatch.setattr(citizens, "_enqueue", lambda ids: None)  # the two below process them
+    store(line_sandbox, [follow_event(u) for u in users])
+    counts: list[int] = []
+    start = threading.Barrier(2)
+
+    def processor():
+        try:
+            start.wait(5)
+            counts.append(citizens.webhook_events_process_new(batch=5, now_fn=timezone.now))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=processor) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(counts) == 2 and sum(counts) == 60
+    assert min(counts) > 0  # both took a share
+    assert [len(texts(line_sandbox, u)) for u in users] == [1] * 60
+    assert Follower.objects.filter(line_user_id__in=users).count() == 60
+    assert not WebhookEvent.objects.filter(Q(processed_at__isnull=True) | ~Q(error="")).exists()
+
+
+def max_overlap(intervals):
+    """The most intervals open at one instant."""
+    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    most = current = 0
+    for _, step in edges:
+        current += step
+        most = max(most, current)
+    return most
 
 
 # --- through the sandbox's own webhook sender ---------------------------------------------------
@@ -403,12 +596,23 @@ def redis_down(settings):
         }
     }
     settings.WEBHOOK_COALESCE_WAKEUPS = True
+    from kombu import pools
+
+    saved = {
+        key: app.conf[key]
+        for key in ("broker_url", "broker_connection_timeout", "task_publish_retry_policy")
+    }
     app.conf.broker_url = dead
     app.conf.broker_connection_timeout = 1
     app.conf.task_publish_retry_policy = {"max_retries": 1, "interval_start": 0}
     app.pool.force_close_all()
     yield
-    app.pool.force_close_all()
+    # Put the broker back for the tests that run later in this process (a closed pool stays
+    # registered in kombu: "Acquire on closed pool").
+    app.conf.update(saved)
+    pools.reset()
+    app._pool = None
+    app.amqp._producer_pool = None
 
 
 @pytest.mark.django_db

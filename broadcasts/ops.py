@@ -1,15 +1,18 @@
 """Operational health for administrators: Celery queue depths, sends that stopped making
-progress, webhook events nobody processed, and when the dispatcher last ran."""
+progress, webhook events nobody processed, when the dispatcher last ran, and which processes
+of the embedded stack died and were restarted (``manage.py runstack``)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import signal
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.cache import cache
 from django.db.models import Count, Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from .models import Broadcast, WebhookEvent
 
@@ -17,11 +20,68 @@ DISPATCHER_HEARTBEAT_KEY = "ops:dispatcher-last-run"
 QUEUES = ("emergency", "default")
 STUCK_AFTER = dt.timedelta(minutes=2)
 SLOW_SEND = dt.timedelta(minutes=30)
+PROCESS_RESTARTS_KEY = "ops:process-restarts"
+RESTARTS_KEPT_PER_PROCESS = 5
+RESTARTS_SHOWN_FOR = dt.timedelta(days=1)
 
 
 def dispatcher_heartbeat(now: dt.datetime) -> None:
     """Called by every dispatcher run (kept a day: beat runs it every second)."""
     cache.set(DISPATCHER_HEARTBEAT_KEY, now.isoformat(), 24 * 3600)
+
+
+@dataclass(frozen=True)
+class ProcessRestart:
+    """A process of the embedded stack that exited and was started again by runstack."""
+
+    name: str
+    died_at: dt.datetime
+    returncode: int
+    restart_in: float
+
+    @property
+    def exit_text(self) -> str:
+        """「終了コード 1」, or the signal that killed it (a negative code)."""
+        if self.returncode < 0:
+            try:
+                name = signal.Signals(-self.returncode).name
+            except ValueError:
+                name = str(-self.returncode)
+            return gettext("シグナル %(signal)s") % {"signal": name}
+        return gettext("終了コード %(code)s") % {"code": self.returncode}
+
+
+def process_restart_record(
+    *, name: str, returncode: int, died_at: dt.datetime, restart_in: float
+) -> None:
+    """Called by runstack's supervisor (one writer) each time one of its processes exits:
+    the last few deaths per process, kept a day."""
+    records = cache.get(PROCESS_RESTARTS_KEY) or []
+    death = {
+        "name": name,
+        "died_at": died_at.isoformat(),
+        "returncode": returncode,
+        "restart_in": restart_in,
+    }
+    mine = [r for r in records if r["name"] == name] + [death]
+    others = [r for r in records if r["name"] != name]
+    kept = others + mine[-RESTARTS_KEPT_PER_PROCESS:]
+    cache.set(PROCESS_RESTARTS_KEY, kept, int(RESTARTS_SHOWN_FOR.total_seconds()))
+
+
+def process_restarts(now: dt.datetime) -> list[ProcessRestart]:
+    """Deaths of the last day, newest first."""
+    restarts = [
+        ProcessRestart(
+            name=r["name"],
+            died_at=dt.datetime.fromisoformat(r["died_at"]),
+            returncode=r["returncode"],
+            restart_in=r["restart_in"],
+        )
+        for r in cache.get(PROCESS_RESTARTS_KEY) or []
+    ]
+    recent = [r for r in restarts if r.died_at > now - RESTARTS_SHOWN_FOR]
+    return sorted(recent, key=lambda r: r.died_at, reverse=True)
 
 
 def queue_depths() -> dict[str, int | None]:
@@ -56,6 +116,9 @@ class OpsStatus:
     webhook_replies_expired: int = 0
     #: events of the last day whose reply LINE did not accept
     webhook_replies_failed: int = 0
+    #: processes of the embedded stack restarted in the last day (not a problem by itself:
+    #: each is running again; shown so that a crash does not go unnoticed)
+    restarts: list[ProcessRestart] = field(default_factory=list)
 
     @property
     def healthy(self) -> bool:
@@ -82,6 +145,7 @@ def ops_status(now: dt.datetime | None = None) -> OpsStatus:
         webhook_backlog=WebhookEvent.objects.filter(
             processed_at__isnull=True, received_at__lt=now - dt.timedelta(minutes=2)
         ).count(),
+        restarts=process_restarts(now),
         **_reply_problems(now),
     )
 
@@ -118,4 +182,8 @@ def as_json(status: OpsStatus) -> dict[str, Any]:
         "webhook_backlog": status.webhook_backlog,
         "webhook_replies_expired": status.webhook_replies_expired,
         "webhook_replies_failed": status.webhook_replies_failed,
+        "process_restarts": [
+            {"name": r.name, "died_at": r.died_at.isoformat(), "returncode": r.returncode}
+            for r in status.restarts
+        ],
     }

@@ -75,3 +75,34 @@ def test_ops_counts_replies_that_did_not_reach_citizens(client, admin_user, db):
     page = client.get(reverse("broadcasts:ops")).content.decode()
     assert "応答トークンの期限切れで送らなかったもの: 2 件" in page
     assert "LINE が受け付けなかったもの: 1 件" in page
+
+
+def test_ops_shows_the_processes_runstack_restarted(client, admin_user, db, time_machine):
+    """Issue 12, finding 2: runstack records each death of its processes; 運用状況 lists the
+    last day's, newest first, with how each ended."""
+    died = jst(2026, 12, 1, 16, 2)
+    ops.process_restart_record(name="worker", returncode=1, died_at=died, restart_in=1.0)
+    ops.process_restart_record(
+        name="beat", returncode=-9, died_at=died + dt.timedelta(minutes=5), restart_in=1.0
+    )
+    ops.process_restart_record(
+        name="web", returncode=1, died_at=died - dt.timedelta(days=2), restart_in=1.0
+    )  # too old to show
+    for minute in range(6):  # only the last five per process are kept
+        ops.process_restart_record(
+            name="sandbox",
+            returncode=2,
+            died_at=died - dt.timedelta(hours=1, minutes=minute),
+            restart_in=2.0,
+        )
+    time_machine.move_to(died + dt.timedelta(minutes=10), tick=False)
+    ops.dispatcher_heartbeat(died + dt.timedelta(minutes=10))
+    client.force_login(admin_user)
+    status = client.get(reverse("broadcasts:ops") + "?format=json").json()
+    names = [r["name"] for r in status["process_restarts"]]
+    assert names == ["beat", "worker"] + ["sandbox"] * 5
+    assert status["healthy"] is True  # each is running again: shown, not an alarm
+    page = client.get(reverse("broadcasts:ops")).content.decode()
+    assert "再起動: worker 12/1(火) 16:02（終了コード 1）" in page
+    assert "再起動: beat 12/1(火) 16:07（シグナル SIGKILL）" in page
+    assert "再起動: web" not in page

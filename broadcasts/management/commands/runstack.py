@@ -1,20 +1,20 @@
 """Start web, workers (default + emergency), beat and — without LINE credentials — the LINE
-sandbox together, with their output prefixed, and stop them all together."""
+sandbox together, with their output prefixed; restart any that exits (kashiwa/supervisor.py,
+recorded for 運用状況) and stop them all on Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import threading
-import time
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 
+from broadcasts import ops
 from kashiwa.preflight import check_all
+from kashiwa.supervisor import Death, Supervisor
 
 
 class Command(BaseCommand):
@@ -78,28 +78,9 @@ class Command(BaseCommand):
                 str(settings.DATA_DIR / "sandbox-log.jsonl"),
             ]
         settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
-        children: dict[str, subprocess.Popen[bytes]] = {}
-        stopping = threading.Event()
-
-        def pump(name: str, proc: subprocess.Popen[bytes]) -> None:
-            if proc.stdout is None:
-                return
-            for line in iter(proc.stdout.readline, b""):
-                sys.stdout.write(f"{name:>9} | {line.decode('utf-8', 'replace')}")
-                sys.stdout.flush()
-
-        for name, cmd in processes.items():
-            proc = subprocess.Popen(  # noqa: S603 - fixed argv built above
-                cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
-            )
-            children[name] = proc
-            threading.Thread(target=pump, args=(name, proc), daemon=True).start()
-
-        def stop(*_: Any) -> None:
-            stopping.set()
-
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
+        supervisor = Supervisor(
+            processes, out=sys.stdout, on_death=record_death, now=timezone.localtime
+        )
         self.stdout.write(
             self.style.SUCCESS(
                 f"\n  柏市役所 LINE 配信管理: {web_url}/"
@@ -108,27 +89,14 @@ class Command(BaseCommand):
                     if settings.LINE_USES_SANDBOX
                     else ""
                 )
-                + "\n  Ctrl-C で停止します。\n"
+                + "\n  終了したプロセスは自動で再起動します。Ctrl-C で停止します。\n"
             )
         )
-        exit_code = 0
-        while not stopping.is_set():
-            for name, proc in children.items():
-                if proc.poll() is not None:
-                    self.stderr.write(
-                        f"{name} が終了しました (exit {proc.returncode})。すべて停止します。"
-                    )
-                    exit_code = proc.returncode or 1
-                    stopping.set()
-                    break
-            time.sleep(0.5)
-        for proc in children.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.time() + 10
-        for proc in children.values():
-            try:
-                proc.wait(timeout=max(deadline - time.time(), 0.1))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        sys.exit(exit_code)
+        sys.exit(supervisor.run())
+
+
+def record_death(death: Death) -> None:
+    """For 運用状況: which process died, when, and how."""
+    ops.process_restart_record(
+        name=death.name, returncode=death.returncode, died_at=death.at, restart_in=death.restart_in
+    )

@@ -48,7 +48,7 @@ def parser(description: str) -> argparse.ArgumentParser:
         "--redis-url",
         default="",
         help="Redis for the Celery broker and the cache (the rate limiter's counters), e.g. "
-        "redis://127.0.0.1:6379/13; default: filesystem broker and local-memory cache",
+        "redis://127.0.0.1:6379/13; default: the embedded SQLite broker and cache",
     )
     p.add_argument("--keep", action="store_true", help="keep the database and logs afterwards")
     p.add_argument(
@@ -193,7 +193,7 @@ def describe_setup(db: BenchDatabase, redis_url: str) -> str:
         else:
             cursor.execute("show server_version")
             version = "PostgreSQL " + cursor.fetchone()[0]
-    broker = f"Redis ({redis_url})" if redis_url else "filesystem broker, local-memory cache"
+    broker = f"Redis ({redis_url})" if redis_url else "embedded SQLite broker and cache"
     return f"{version}; {broker}; {os.cpu_count()} CPUs; Python {sys.version.split()[0]}"
 
 

@@ -121,9 +121,9 @@ def webhook_events_store(*, payload: Any) -> list[str]:
 
 
 # One processing task at a time is enough to wake: it keeps taking new events until there
-# are none. Coalescing wake-ups needs a cache every process shares (Redis:
-# settings.WEBHOOK_COALESCE_WAKEUPS); with the per-process cache of the embedded default
-# every request enqueues its own task.
+# are none. Coalescing wake-ups needs a cache every process shares (Redis, or the embedded
+# default's SQLite files: settings.WEBHOOK_COALESCE_WAKEUPS); without one every request
+# enqueues its own task.
 WAKE_KEY = "webhook:processor-awake"
 WAKE_SECONDS = 2
 

@@ -1,4 +1,4 @@
-"""Local development: embedded defaults (SQLite, filesystem broker, LINE sandbox)."""
+"""Local development: embedded defaults (SQLite database, broker and cache; LINE sandbox)."""
 
 from .base import *  # noqa: F403
 from .base import env

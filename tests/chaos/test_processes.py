@@ -1,7 +1,7 @@
 """Chaos: real Celery worker and beat processes, killed and restarted, against the sandbox.
 
-The database and broker are the suite's own (SQLite + filesystem broker, or PostgreSQL +
-Redis in CI). Who received what is checked in the sandbox's delivery log."""
+The database and broker are the suite's own (SQLite and the embedded SQLite broker, or
+PostgreSQL + Redis in CI). Who received what is checked in the sandbox's delivery log."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Func, JSONField, Q
 from django.utils import timezone
 
 from .. import citizen_defaults
@@ -252,9 +252,10 @@ def _process_claimed(
     now_fn: Callable[[], dt.datetime],
     sleep: Callable[[float], None],
 ) -> tuple[int, bool]:
-    """Claim batches until ``claim`` finds none, act on each event on this thread (follow
-    state, 受信設定: committed whatever happens to the reply), hand the replies to a pool of
-    threads and record each outcome. Returns (events processed, stopped with more to do).
+    """Claim batches until ``claim`` finds none, act on each batch on this thread (follow
+    state and 受信設定 are committed before any reply is sent, whatever happens to it), hand
+    the replies to a pool of threads and record each outcome. Returns (events processed,
+    stopped with more to do).
 
     At most about ``batch`` replies wait in the pool while the next batch is claimed: events
     are not claimed faster than they can be answered, so other processors get their share and
@@ -272,17 +273,7 @@ def _process_claimed(
                 break
             rounds += 1
             done: list[tuple[WebhookEvent, str]] = []
-            for event in events:
-                try:
-                    with transaction.atomic():
-                        messages = _handle(event)
-                except Exception as exc:
-                    # Left claimed but unprocessed: the sweeper retries after STALE_CLAIM.
-                    logger.exception("webhook event %s failed", event.webhook_event_id)
-                    WebhookEvent.objects.filter(pk=event.pk).update(
-                        error=f"{type(exc).__name__}: {exc}"[:500]
-                    )
-                    continue
+            for event, messages in _apply(events):
                 token = event.payload.get("replyToken")
                 if token and messages:
                     pool.submit(
@@ -295,21 +286,82 @@ def _process_claimed(
     return processed, more
 
 
+def _apply(events: list[WebhookEvent]) -> list[tuple[WebhookEvent, list[dict[str, Any]]]]:
+    """Act on a batch of events in one transaction (a commit per event was most of the cost
+    of a burst); the replies to send. If any event fails, the batch is rolled back and done
+    again event by event, so that one bad event does not hold back the others."""
+    reads = _BatchReads()
+    try:
+        with transaction.atomic():
+            return [(event, _handle(event, reads)) for event in events]
+    except Exception:
+        logger.warning("a batch of webhook events failed; event by event", exc_info=True)
+    applied = []
+    for event in events:
+        try:
+            with transaction.atomic():
+                applied.append((event, _handle(event, reads)))
+        except Exception as exc:
+            # Left claimed but unprocessed: the sweeper retries after STALE_CLAIM.
+            logger.exception("webhook event %s failed", event.webhook_event_id)
+            WebhookEvent.objects.filter(pk=event.pk).update(
+                error=f"{type(exc).__name__}: {exc}"[:500]
+            )
+    return applied
+
+
+class _BatchReads:
+    """What every event of a batch would read again: the categories and the standard
+    replies."""
+
+    def __init__(self) -> None:
+        self._category_ids: list[int] | None = None
+        self._standard: dict[str, list[dict[str, Any]]] = {}
+
+    def category_ids(self) -> list[int]:
+        if self._category_ids is None:
+            self._category_ids = list(Category.objects.values_list("pk", flat=True))
+        return self._category_ids
+
+    def standard_reply(self, kind: str) -> list[dict[str, Any]]:
+        if kind not in self._standard:
+            self._standard[kind] = standard_reply_messages(kind)
+        return self._standard[kind]
+
+
 def _record(outcomes: list[tuple[Any, str]], now: dt.datetime) -> int:
-    """Mark events processed, with their reply's error; forget what policy 10 says not to keep."""
-    events = []
+    """Mark events processed with their reply's error, and forget what policy 10 says not to
+    keep: one UPDATE per distinct error (usually one per batch; per-row writes cost more
+    than the rest of an event's processing)."""
+    by_error: dict[str, list[int]] = {}
     for event, error in outcomes:
-        payload = dict(event.payload)
-        payload.pop("replyToken", None)  # single use, and useless after a minute
-        if isinstance(payload.get("message"), dict) and "text" in payload["message"]:
-            payload["message"] = {**payload["message"], "text": ""}  # policy 10
         if error:
             logger.warning("reply to webhook event %s: %s", event.webhook_event_id, error)
-        event.payload, event.processed_at, event.error = payload, now, error
-        events.append(event)
-    if events:
-        WebhookEvent.objects.bulk_update(events, ["payload", "processed_at", "error"])
-    return len(events)
+        by_error.setdefault(error, []).append(event.pk)
+    with transaction.atomic():
+        for error, pks in by_error.items():
+            WebhookEvent.objects.filter(pk__in=pks).update(
+                processed_at=now, error=error, payload=_Forgotten("payload")
+            )
+    return len(outcomes)
+
+
+class _Forgotten(Func):
+    """A webhook event's payload without its reply token (single use, and useless after a
+    minute) and with a message's text blanked (policy 10), computed by the database. The
+    app runs on PostgreSQL or SQLite (settings/env.py)."""
+
+    output_field = JSONField()
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        template = "jsonb_set(%(expressions)s - 'replyToken', '{message,text}', '\"\"', false)"
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        template = (
+            "json_remove(json_replace(%(expressions)s, '$.message.text', ''), '$.replyToken')"
+        )
+        return self.as_sql(compiler, connection, template=template, **extra)
 
 
 def webhook_events_pending(*, now: dt.datetime | None = None) -> list[str]:
@@ -341,7 +393,7 @@ def _event_time(event: WebhookEvent) -> dt.datetime:
     return event.received_at
 
 
-def _handle(event: WebhookEvent) -> list[dict[str, Any]]:
+def _handle(event: WebhookEvent, reads: _BatchReads) -> list[dict[str, Any]]:
     """Act on one event (follow state, 受信設定) and return the reply to send, if any. The
     reply is sent afterwards, outside this transaction (``replies.ReplyPool``)."""
     user_id = event.line_user_id
@@ -351,8 +403,8 @@ def _handle(event: WebhookEvent) -> list[dict[str, Any]]:
         logger.info("webhook %s event without a user ID: nothing to do", kind)
         return []
     if kind == "follow":
-        follower_follow(line_user_id=user_id, at=at)
-        return standard_reply_messages(StandardReply.Kind.GREETING)
+        follower_follow(line_user_id=user_id, at=at, category_ids=reads.category_ids())
+        return reads.standard_reply(StandardReply.Kind.GREETING)
     if kind == "unfollow":
         follower_unfollow(line_user_id=user_id, at=at)
         return []
@@ -373,16 +425,28 @@ def _handle(event: WebhookEvent) -> list[dict[str, Any]]:
 # --- followers and 受信設定 -------------------------------------------------------------------
 
 
-@transaction.atomic
-def follower_follow(*, line_user_id: str, at: dt.datetime | None = None) -> Follower:
-    """A citizen added the account (or unblocked it). New followers get every category; a
-    returning follower keeps the choices they made before."""
+@transaction.atomic(savepoint=False)
+def follower_follow(
+    *, line_user_id: str, at: dt.datetime | None = None, category_ids: list[int] | None = None
+) -> Follower:
+    """A citizen added the account (or unblocked it). New followers get every category
+    (``category_ids``: all of them, if the caller has read them already); a returning follower
+    keeps the choices they made before.
+
+    Inside a caller's transaction this adds no savepoint (webhook batches are one transaction;
+    savepoints were a third of a follow's round trips): if another transaction creates the
+    same follower meanwhile, the unique index fails the caller's transaction, and a webhook
+    batch is then done again event by event, finding the row."""
     at = at or timezone.now()
-    follower, created = Follower.objects.select_for_update().get_or_create(
-        line_user_id=line_user_id, defaults={"followed_at": at}
-    )
-    if created:
-        follower.categories.set(Category.objects.all())
+    follower = Follower.objects.select_for_update().filter(line_user_id=line_user_id).first()
+    if follower is None:
+        follower = Follower.objects.create(line_user_id=line_user_id, followed_at=at)
+        if category_ids is None:
+            category_ids = list(Category.objects.values_list("pk", flat=True))
+        through = Follower.categories.through
+        through.objects.bulk_create(
+            [through(follower_id=follower.pk, category_id=pk) for pk in category_ids]
+        )
     elif follower.unfollowed_at is None or follower.unfollowed_at <= at:
         follower.followed_at = at
         follower.unfollowed_at = None

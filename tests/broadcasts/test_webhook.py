@@ -385,6 +385,41 @@ def test_a_refused_reply_is_recorded_not_retried(post, eager, line_sandbox):
     assert Follower.objects.filter(line_user_id=CITIZEN).exists()
 
 
+@pytest.mark.django_db
+def test_one_failing_event_does_not_hold_back_its_batch(line_sandbox, monkeypatch, time_machine):
+    """A batch is one transaction; when an event in it fails, the batch is done again event
+    by event: the others are applied and greeted, the failing one is left for the sweeper
+    with its error."""
+    users = [synthetic_user_id(930_000 + i) for i in range(5)]
+    store(line_sandbox, [follow_event(u) for u in users])
+    original = citizens.follower_follow
+
+    def follow(*, line_user_id, **kwargs):
+        if line_user_id == users[2]:
+            raise RuntimeError("disk full")
+        return original(line_user_id=line_user_id, **kwargs)
+
+    monkeypatch.setattr(citizens, "follower_follow", follow)
+    assert citizens.webhook_events_process_new(now_fn=timezone.now) == 4
+    assert [len(texts(line_sandbox, u)) for u in users] == [1, 1, 0, 1, 1]
+    assert set(Follower.objects.values_list("line_user_id", flat=True)) == set(users) - {users[2]}
+    failed = WebhookEvent.objects.get(line_user_id=users[2])
+    assert failed.processed_at is None and "disk full" in failed.error
+    assert failed.processing_started_at is not None  # the sweeper takes it after STALE_CLAIM
+
+    # Six minutes later the sweeper retries it: the follow is applied, the greeting is not
+    # attempted (its token is long expired) and that is what is recorded.
+    from broadcasts.tasks_citizens import process_pending_webhook_events
+
+    monkeypatch.setattr(citizens, "follower_follow", original)
+    time_machine.move_to(timezone.now() + dt.timedelta(minutes=6), tick=True)
+    assert process_pending_webhook_events() == 1
+    failed.refresh_from_db()
+    assert failed.processed_at is not None and failed.error.startswith(replies.EXPIRED)
+    assert Follower.objects.filter(line_user_id=users[2]).exists()
+    assert texts(line_sandbox, users[2]) == []
+
+
 # --- reply tokens expire (issue 12, finding 7) -------------------------------------------------
 
 

@@ -410,10 +410,12 @@ def main(argv: list[str] | None = None) -> int:
         up = stack.start()
         setup = time.monotonic() - setup_started
         pids = stack.started()
+        load_before = os.getloadavg()[0]
         memory_before = rss_mb(list(pids.values()))
         load = run_load(stack, args, users)
         result, drained = drain(load, args.drain)
         memory = rss_mb(list(pids.values()))
+        load_after = os.getloadavg()[0]
         heartbeat = ops.ops_status()
         health_status, health = stack.healthz()
         first_pids = {name: pid for name, pid in pids.items() if Path(f"/proc/{pid}").exists()}
@@ -464,7 +466,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(load.events_delivered) + load.events_refused} webhook events "
         f"({args.events_per_second:g}/s); today: {opened}"
     )
-    print(f"set-up {setup:.0f} s (stack up in {up:.0f} s); drained in {drained:.0f} s")
+    print(
+        f"set-up {setup:.0f} s (stack up in {up:.0f} s); drained in {drained:.0f} s; "
+        f"load average (1 min) {load_before:.1f} before, {load_after:.1f} after"
+    )
     print(f"send statuses: {result.sends}")
     print(
         f"approval → sent: ordinary {seconds_summary(result.send_seconds['normal'])}; "

@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 import time
 import unicodedata
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -293,7 +294,7 @@ def _apply(events: list[WebhookEvent]) -> list[tuple[WebhookEvent, list[dict[str
     reads = _BatchReads()
     try:
         with transaction.atomic():
-            return [(event, _handle(event, reads)) for event in events]
+            return _apply_together(events, reads)
     except Exception:
         logger.warning("a batch of webhook events failed; event by event", exc_info=True)
     applied = []
@@ -308,6 +309,27 @@ def _apply(events: list[WebhookEvent]) -> list[tuple[WebhookEvent, list[dict[str
                 error=f"{type(exc).__name__}: {exc}"[:500]
             )
     return applied
+
+
+def _apply_together(
+    events: list[WebhookEvent], reads: _BatchReads
+) -> list[tuple[WebhookEvent, list[dict[str, Any]]]]:
+    """The follow events of citizens with nothing else in the batch are applied together (a
+    burst of new friends is mostly that); every other event one at a time, in order."""
+    per_user = Counter(event.line_user_id for event in events)
+    follows = {
+        event.line_user_id: _event_time(event)
+        for event in events
+        if event.event_type == "follow" and event.line_user_id and per_user[event.line_user_id] == 1
+    }
+    if follows:
+        followers_follow(follows=follows, category_ids=reads.category_ids())
+    return [
+        (event, reads.standard_reply(StandardReply.Kind.GREETING))
+        if event.event_type == "follow" and event.line_user_id in follows
+        else (event, _handle(event, reads))
+        for event in events
+    ]
 
 
 class _BatchReads:
@@ -425,33 +447,52 @@ def _handle(event: WebhookEvent, reads: _BatchReads) -> list[dict[str, Any]]:
 # --- followers and 受信設定 -------------------------------------------------------------------
 
 
-@transaction.atomic(savepoint=False)
 def follower_follow(
     *, line_user_id: str, at: dt.datetime | None = None, category_ids: list[int] | None = None
 ) -> Follower:
-    """A citizen added the account (or unblocked it). New followers get every category
-    (``category_ids``: all of them, if the caller has read them already); a returning follower
-    keeps the choices they made before.
+    """A citizen added the account (or unblocked it): see ``followers_follow``."""
+    follows = {line_user_id: at or timezone.now()}
+    return followers_follow(follows=follows, category_ids=category_ids)[line_user_id]
 
-    Inside a caller's transaction this adds no savepoint (webhook batches are one transaction;
-    savepoints were a third of a follow's round trips): if another transaction creates the
-    same follower meanwhile, the unique index fails the caller's transaction, and a webhook
-    batch is then done again event by event, finding the row."""
-    at = at or timezone.now()
-    follower = Follower.objects.select_for_update().filter(line_user_id=line_user_id).first()
-    if follower is None:
-        follower = Follower.objects.create(line_user_id=line_user_id, followed_at=at)
+
+@transaction.atomic(savepoint=False)
+def followers_follow(
+    *, follows: dict[str, dt.datetime], category_ids: list[int] | None = None
+) -> dict[str, Follower]:
+    """Citizens added the account (or unblocked it), each at its own time. New followers get
+    every category (``category_ids``: all of them, if the caller has read them already); a
+    returning follower keeps the choices they made before. Many at once cost a few
+    statements, not a few per citizen (a burst of follow events).
+
+    Inside a caller's transaction this adds no savepoint (a webhook batch is one transaction):
+    if another transaction creates one of these followers meanwhile, the unique index fails
+    the caller's transaction, and a webhook batch is then done again event by event, finding
+    the row."""
+    followers = {
+        f.line_user_id: f
+        for f in Follower.objects.select_for_update().filter(line_user_id__in=list(follows))
+    }
+    for line_user_id, follower in followers.items():
+        at = follows[line_user_id]
+        if follower.unfollowed_at is None or follower.unfollowed_at <= at:
+            follower.followed_at = at
+            follower.unfollowed_at = None
+            follower.save(update_fields=["followed_at", "unfollowed_at"])
+    new = [
+        Follower(line_user_id=u, followed_at=at) for u, at in follows.items() if u not in followers
+    ]
+    if new:
+        created = Follower.objects.bulk_create(new)
+        if any(f.pk is None for f in created):  # a database that does not return new ids
+            created = list(Follower.objects.filter(line_user_id__in=[f.line_user_id for f in new]))
         if category_ids is None:
             category_ids = list(Category.objects.values_list("pk", flat=True))
         through = Follower.categories.through
         through.objects.bulk_create(
-            [through(follower_id=follower.pk, category_id=pk) for pk in category_ids]
+            [through(follower_id=f.pk, category_id=pk) for f in created for pk in category_ids]
         )
-    elif follower.unfollowed_at is None or follower.unfollowed_at <= at:
-        follower.followed_at = at
-        follower.unfollowed_at = None
-        follower.save(update_fields=["followed_at", "unfollowed_at"])
-    return follower
+        followers.update((f.line_user_id, f) for f in created)
+    return followers
 
 
 def follower_unfollow(*, line_user_id: str, at: dt.datetime | None = None) -> None:

@@ -392,14 +392,14 @@ def test_one_failing_event_does_not_hold_back_its_batch(line_sandbox, monkeypatc
     with its error."""
     users = [synthetic_user_id(930_000 + i) for i in range(5)]
     store(line_sandbox, [follow_event(u) for u in users])
-    original = citizens.follower_follow
+    original = citizens.followers_follow
 
-    def follow(*, line_user_id, **kwargs):
-        if line_user_id == users[2]:
+    def follow(*, follows, **kwargs):
+        if users[2] in follows:
             raise RuntimeError("disk full")
-        return original(line_user_id=line_user_id, **kwargs)
+        return original(follows=follows, **kwargs)
 
-    monkeypatch.setattr(citizens, "follower_follow", follow)
+    monkeypatch.setattr(citizens, "followers_follow", follow)
     assert citizens.webhook_events_process_new(now_fn=timezone.now) == 4
     assert [len(texts(line_sandbox, u)) for u in users] == [1, 1, 0, 1, 1]
     assert set(Follower.objects.values_list("line_user_id", flat=True)) == set(users) - {users[2]}
@@ -411,7 +411,7 @@ def test_one_failing_event_does_not_hold_back_its_batch(line_sandbox, monkeypatc
     # attempted (its token is long expired) and that is what is recorded.
     from broadcasts.tasks_citizens import process_pending_webhook_events
 
-    monkeypatch.setattr(citizens, "follower_follow", original)
+    monkeypatch.setattr(citizens, "followers_follow", original)
     time_machine.move_to(timezone.now() + dt.timedelta(minutes=6), tick=True)
     assert process_pending_webhook_events() == 1
     failed.refresh_from_db()

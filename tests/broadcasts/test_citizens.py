@@ -97,6 +97,31 @@ def test_stale_unfollow_does_not_undo_a_newer_follow():
     assert Follower.objects.get(line_user_id=uid).unfollowed_at is None
 
 
+def test_many_follows_at_once_keep_each_followers_rules():
+    """followers_follow (a burst of follow events): new followers get every category, a
+    returning one keeps their choices, an unfollow newer than the follow stands."""
+    from broadcasts.models import Category
+
+    now = timezone.now()
+    new, back, gone = (synthetic_user_id(700_100 + i) for i in range(3))
+    citizens.follower_follow(line_user_id=back, at=now - dt.timedelta(days=9))
+    Follower.objects.get(line_user_id=back).categories.set(Category.objects.filter(code="fire"))
+    citizens.follower_unfollow(line_user_id=back, at=now - dt.timedelta(days=1))
+    citizens.follower_follow(line_user_id=gone, at=now - dt.timedelta(days=9))
+    citizens.follower_unfollow(line_user_id=gone, at=now)
+
+    followers = citizens.followers_follow(
+        follows={new: now, back: now, gone: now - dt.timedelta(seconds=5)}
+    )
+
+    assert set(followers) == {new, back, gone}
+    assert Follower.objects.get(line_user_id=new).categories.count() == Category.objects.count()
+    returning = Follower.objects.get(line_user_id=back)
+    assert returning.unfollowed_at is None and returning.followed_at == now
+    assert list(returning.categories.values_list("code", flat=True)) == ["fire"]
+    assert Follower.objects.get(line_user_id=gone).unfollowed_at == now
+
+
 def test_unknown_category_postback_says_so():
     uid = synthetic_user_id(700_005)
     [message] = citizens.postback_handle(line_user_id=uid, data="action=subscribe&category=nope")

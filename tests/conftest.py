@@ -22,6 +22,7 @@ def _celery_conf_restored():
         # the next test starts with a fresh one for the suite's broker.
         app.pool.force_close_all()
         app._pool = None
+        app.amqp._producer_pool = None  # built on the pool just closed
     for key, value in before.items():
         app.conf[key] = value
 

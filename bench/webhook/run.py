@@ -17,6 +17,9 @@ What runs:
 
 Bounded: each wrk run lasts ``--duration`` seconds, the whole script stops after
 ``--max-seconds``, and every process it started is stopped (by its own process group).
+
+``run.py --e2e`` measures processing instead, end to end: a burst of follow events, Celery
+workers, replies through the sandbox (``e2e.py``; ``run.py --e2e --help``).
 """
 
 from __future__ import annotations
@@ -190,6 +193,14 @@ def flask_venv(path: Path) -> Path:
 
 
 def main() -> int:
+    if sys.argv[1:2] in (["--e2e"], ["--post-child"]):
+        # End to end (events posted, processed by workers, replies through the sandbox):
+        # e2e.py beside this file.
+        import e2e
+
+        if sys.argv[1] == "--post-child":
+            return e2e.post_child(sys.argv[2:])
+        return e2e.main(sys.argv[2:])
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--events", type=int, default=40_000, help="signed events in the measured set")
     p.add_argument("--duration", type=int, default=10, help="seconds per measured wrk run")

@@ -4,8 +4,10 @@ LINE's reply token is single-use and short-lived. LINE's documentation ("Send re
 https://developers.line.biz/en/reference/messaging-api/#send-reply-message, and "Sending
 messages" → "Reply messages", https://developers.line.biz/en/docs/messaging-api/sending-messages/
 #reply-messages): reply tokens must be used within one minute after the webhook is received;
-use after more than one minute is not guaranteed. (The OpenAPI documents in line-openapi only
-say "replyToken received via webhook".) Hence:
+use after more than one minute is not guaranteed (the Japanese reference: 「応答トークンは、
+Webhookを受信してから1分以内に使用する必要があります。1分を超える場合の使用については、動作は
+保証されません。」). The OpenAPI documents in line-openapi only say "replyToken received via
+webhook". Hence:
 
 - **No reply after the token's lifetime.** A reply is not attempted once its event is older
   than ``settings.REPLY_TOKEN_MAX_AGE_SECONDS`` (default 50 s); the event is recorded with
@@ -19,6 +21,8 @@ say "replyToken received via webhook".) Hence:
 - **Temporary failures are retried while the token is valid** (5xx, timeouts, 429), with
   backoff. A retry cannot reply twice: LINE accepts a token once, so a retry after an attempt
   that did reach LINE is refused with 400 "Invalid reply token" (recorded, with a note).
+  These retries are here rather than Celery retries of the task: a task handles batches of
+  events, and the deadline that matters is each token's.
 """
 
 from __future__ import annotations

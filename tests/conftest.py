@@ -19,10 +19,14 @@ def _celery_conf_restored():
     yield
     if app.conf["broker_url"] != before["broker_url"]:
         # The producer pool was made for the test's broker (maybe a Redis it has killed):
-        # the next test starts with a fresh one for the suite's broker.
-        app.pool.force_close_all()
+        # the next test starts with a fresh one for the suite's broker. kombu keeps its pools
+        # by URL, closed ones too ("Acquire on closed pool"): reset them all, and Celery's
+        # references to them.
+        from kombu import pools
+
+        pools.reset()
         app._pool = None
-        app.amqp._producer_pool = None  # built on the pool just closed
+        app.amqp._producer_pool = None
     for key, value in before.items():
         app.conf[key] = value
 

@@ -8,9 +8,9 @@ What runs:
 - N text-message events, one per request, prepared and signed as LINE does (HMAC-SHA256 of the
   raw body with the channel secret, base64 in ``x-line-signature``);
 - the app under gunicorn (2 sync workers) with PostgreSQL + Redis when they answer on their
-  usual local ports (else SQLite + the filesystem broker): the webhook verifies the signature,
-  stores each event and enqueues one Celery task per request (no worker runs: this measures
-  acknowledgement, which is what LINE waits for);
+  usual local ports (else SQLite and the embedded SQLite broker): the webhook verifies the
+  signature, stores each event and enqueues one Celery task per request (no worker runs: this
+  measures acknowledgement, which is what LINE waits for);
 - the Flask echo example under gunicorn (2 sync workers) in a throwaway venv, twice: as written
   (reply API called inside the request) and with the reply call skipped (parsing only);
 - ``wrk`` with ``signed.lua``: a warm-up, then a fixed-duration run per server.
@@ -235,7 +235,7 @@ def main() -> int:
         },
         "settings": {k: v for k, v in vars(args).items() if k != "flask_venv"},
         "database": "postgresql" if use_pg else "sqlite",
-        "broker": "redis" if use_redis else "filesystem",
+        "broker": "redis" if use_redis else "sqlite",
         "runs": {},
     }
     try:

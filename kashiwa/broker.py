@@ -42,7 +42,6 @@ from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 
-SCHEME = "sqlite"
 BUSY_TIMEOUT_SECONDS = 30.0
 POLLING_INTERVAL_SECONDS = 0.1
 

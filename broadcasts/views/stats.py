@@ -26,11 +26,11 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import selectors_dashboard as dash
 from ..csvsafe import csv_safe_row
 from ..formfields import SafeDateField
 from ..models import Broadcast, BroadcastStats, Category
 from ..schedule import JST, format_date, format_jst, jst_date
+from ..selectors import dashboard as dash
 
 PAGE_SIZE = 50
 DEFAULT_DAYS = 30

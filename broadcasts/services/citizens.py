@@ -130,7 +130,7 @@ WAKE_SECONDS = 2
 
 def _enqueue(webhook_event_ids: list[str]) -> None:
     """Fire and forget. If the broker is down the rows wait for the sweeper."""
-    from ..tasks_citizens import process_new_webhook_events, process_webhook_events
+    from ..tasks.citizens import process_new_webhook_events, process_webhook_events
 
     try:
         if not settings.WEBHOOK_COALESCE_WAKEUPS:
@@ -176,7 +176,7 @@ def webhook_events_process_new(
     )
     if more:
         # Still more after many rounds: hand over to a fresh task rather than run forever.
-        from ..tasks_citizens import process_new_webhook_events
+        from ..tasks.citizens import process_new_webhook_events
 
         process_new_webhook_events.apply_async(ignore_result=True)
     return processed

@@ -1,7 +1,7 @@
 """Statistics: how sends landed (LINE's numbers), per broadcast, over time and by category,
 and a CSV of sends and their numbers for the city's reports (issue 6).
 
-LINE's numbers are fetched in the background (``tasks_insight``) into ``BroadcastStats`` and
+LINE's numbers are fetched in the background (``tasks/insight.py``) into ``BroadcastStats`` and
 ``DailyStats``; these pages read only those rows. A fixed number of queries per page: the
 totals, the per-day and per-category figures are SQL aggregates, the table is paginated."""
 

@@ -18,11 +18,11 @@ from django.conf import settings as django_settings
 from django.db.models import Q
 from django.utils import timezone
 
-from broadcasts.line.sandbox import follow_event, postback_event, text_message_event
-from broadcasts.line.sandbox.state import synthetic_user_id
-from broadcasts.line.sandbox.webhook import prepare_events, unfollow_event
 from broadcasts.models import AutoReplyRule, BroadcastEvent, Category, Follower, WebhookEvent
 from broadcasts.services import citizens, replies
+from line_sandbox import follow_event, postback_event, text_message_event
+from line_sandbox.state import synthetic_user_id
+from line_sandbox.webhook import prepare_events, unfollow_event
 
 URL = "/line/webhook/"
 CITIZEN = synthetic_user_id(900_001)
@@ -469,7 +469,7 @@ def warm_up(line_sandbox):
     """The sandbox compiles LINE's OpenAPI document on its first validation (~1.5 s, unlocked:
     eight first requests at once each do it, past the request timeout). A long-running
     sandbox, like LINE, has long done it."""
-    from broadcasts.line.sandbox import validation
+    from line_sandbox import validation
 
     schema = validation.request_schema("/v2/bot/message/reply")
     validation.validate_body(schema, {"replyToken": "x", "messages": GREETING}, endpoint="reply")

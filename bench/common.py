@@ -170,7 +170,7 @@ def start_sandbox() -> Any:
     the OpenAPI document (~1.5 s), which a long-running sandbox has long done. Unwarmed,
     the first request on each of the sender's connections waits for that (the loaders are
     cached but not locked, so concurrent first requests each do it)."""
-    from broadcasts.line.sandbox import LineSandbox, synthetic_user_id, validation
+    from line_sandbox import LineSandbox, synthetic_user_id, validation
 
     for endpoint in ("multicast", "broadcast"):
         body: dict[str, Any] = {"messages": [{"type": "text", "text": "warm-up"}]}

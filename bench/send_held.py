@@ -86,8 +86,8 @@ def measure(
 ) -> str:
     from django.utils import timezone
 
-    from broadcasts.line.sandbox import synthetic_user_id
     from broadcasts.models import Broadcast
+    from line_sandbox import synthetic_user_id
 
     lines: list[str] = []
     say = lines.append

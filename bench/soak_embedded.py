@@ -244,7 +244,7 @@ def approve_send(n: int, *, emergency: bool, users: dict[str, Any]) -> int:
 
 def deliver_events(stack: EmbeddedStack, citizens: list[str], load: Load) -> None:
     """A follow and a text message per citizen, in one signed request from the sandbox."""
-    from broadcasts.line.sandbox import follow_event, text_message_event
+    from line_sandbox import follow_event, text_message_event
 
     events = []
     for user_id in citizens:
@@ -263,7 +263,7 @@ def deliver_events(stack: EmbeddedStack, citizens: list[str], load: Load) -> Non
 
 
 def run_load(stack: EmbeddedStack, args: argparse.Namespace, users: dict[str, Any]) -> Load:
-    from broadcasts.line.sandbox import synthetic_user_id
+    from line_sandbox import synthetic_user_id
 
     load = Load()
     started = time.monotonic()

@@ -431,7 +431,7 @@ def main() -> None:
     from django.conf import settings
     from django.core.management import call_command
 
-    from broadcasts.line.sandbox import LineSandbox
+    from line_sandbox import LineSandbox
 
     sandbox = LineSandbox(
         "127.0.0.1",

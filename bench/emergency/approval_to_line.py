@@ -333,7 +333,7 @@ def measure(
     from django.conf import settings
     from django.utils import timezone
 
-    from broadcasts.line.sandbox import synthetic_user_id
+    from line_sandbox import synthetic_user_id
 
     lines: list[str] = []
     say = lines.append

@@ -49,9 +49,9 @@ PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 sys.path.insert(0, str(REPO))
 
-from broadcasts.line.sandbox import LineSandbox, text_message_event  # noqa: E402
-from broadcasts.line.sandbox.state import synthetic_user_id  # noqa: E402
-from broadcasts.line.sandbox.webhook import prepare_events, sign  # noqa: E402
+from line_sandbox import LineSandbox, text_message_event  # noqa: E402
+from line_sandbox.state import synthetic_user_id  # noqa: E402
+from line_sandbox.webhook import prepare_events, sign  # noqa: E402
 
 TEXTS = ("ごみの出し方を教えてください", "休日当番医はどこですか", "こんにちは", "受信設定")
 

@@ -38,7 +38,7 @@ from ..models import (
     User,
     WebhookEvent,
 )
-from . import replies
+from . import enqueue, replies
 from .audit import audit_record
 from .errors import BroadcastInvalid
 
@@ -131,13 +131,13 @@ WAKE_SECONDS = 2
 
 def _enqueue(webhook_event_ids: list[str]) -> None:
     """Fire and forget. If the broker is down the rows wait for the sweeper."""
-    from ..tasks_citizens import process_new_webhook_events, process_webhook_events
-
     try:
         if not settings.WEBHOOK_COALESCE_WAKEUPS:
-            process_webhook_events.apply_async(args=[webhook_event_ids], ignore_result=True)
+            enqueue.task_send(
+                enqueue.PROCESS_WEBHOOK_EVENTS, args=[webhook_event_ids], ignore_result=True
+            )
         elif cache.add(WAKE_KEY, 1, WAKE_SECONDS):
-            process_new_webhook_events.apply_async(ignore_result=True)
+            enqueue.task_send(enqueue.PROCESS_NEW_WEBHOOK_EVENTS, ignore_result=True)
         # else: a processor is queued or running and will see these committed rows.
     except Exception:
         # The broker or the cache is down (or both). The events are stored: the sweeper
@@ -177,9 +177,7 @@ def webhook_events_process_new(
     )
     if more:
         # Still more after many rounds: hand over to a fresh task rather than run forever.
-        from ..tasks_citizens import process_new_webhook_events
-
-        process_new_webhook_events.apply_async(ignore_result=True)
+        enqueue.task_send(enqueue.PROCESS_NEW_WEBHOOK_EVENTS, ignore_result=True)
     return processed
 
 

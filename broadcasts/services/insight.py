@@ -2,7 +2,7 @@
 
 Everything here talks to LINE through the gateway and stores what it learns in
 ``BroadcastStats`` / ``DailyStats``; pages read those rows, never LINE itself (except the quota,
-which is cached for a minute). Run in the background by ``tasks_insight`` (hourly in beat, and
+which is cached for a minute). Run in the background by ``tasks/insight.py`` (hourly in beat, and
 on demand from the statistics pages).
 
 LINE's rules, which the sandbox imitates: a day's numbers are "unready" until the next day;

@@ -11,6 +11,7 @@ from django.db import transaction
 from .. import selectors
 from ..models import Broadcast
 from ..schedule import Calendar, Effective
+from . import enqueue
 
 MULTICAST_CHUNK = 500
 
@@ -46,10 +47,8 @@ def enqueue_send(broadcast_id: int, *, emergency: bool) -> None:
     Robust: with the broker down, the approval (already committed) must not turn into an
     error page; the failure is logged and the dispatcher, which re-reads the database every
     second once the broker is back, sends it."""
-    from .. import tasks
-
-    task = tasks.send_emergency_broadcast if emergency else tasks.send_broadcast
-    transaction.on_commit(lambda: task.delay(broadcast_id), robust=True)
+    name = enqueue.SEND_EMERGENCY_BROADCAST if emergency else enqueue.SEND_BROADCAST
+    transaction.on_commit(lambda: enqueue.task_send(name, args=(broadcast_id,)), robust=True)
 
 
 def enqueue_emergency_send(broadcast_id: int) -> None:

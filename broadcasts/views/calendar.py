@@ -17,7 +17,7 @@ from broadcasts import selectors
 from broadcasts.models import Broadcast, CalendarOverride
 from broadcasts.permissions import can_administer
 from broadcasts.schedule import Calendar, format_date, format_hm, format_jst, jst_date
-from broadcasts.selectors_dashboard import scheduled_per_day
+from broadcasts.selectors.dashboard import scheduled_per_day
 
 CALENDAR_DAYS = 60
 # A busy day shows its first entries and "ほか N 件" (keeps the page fast with many sends).

@@ -23,10 +23,10 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.views.decorators.http import require_GET
 
-from .. import selectors_dashboard as dash
 from ..formfields import date_in_range
 from ..models import Broadcast, CalendarOverride
 from ..schedule import WEEKDAY_KANJI, Calendar, format_date, format_hm, jst_date
+from ..selectors import dashboard as dash
 
 PER_DAY = 4
 # Sunday first, as on Japanese wall calendars.

@@ -21,9 +21,9 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
 
 from .. import selectors
-from .. import selectors_dashboard as dash
 from ..models import Broadcast, Category, User
 from ..schedule import Calendar
+from ..selectors import dashboard as dash
 from ..services.insight import line_quota_cached
 
 S = Broadcast.Status

@@ -14,10 +14,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from .. import selectors_dashboard as dash
 from ..formfields import SafeDateField, SafeIntegerField, SafeModelChoiceField
 from ..models import Broadcast, User
 from ..schedule import JST
+from ..selectors import dashboard as dash
 from ..services.lifecycle import ACTION_LABELS
 from .stats import csv_response
 

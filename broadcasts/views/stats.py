@@ -1,7 +1,7 @@
 """Statistics: how sends landed (LINE's numbers), per broadcast, over time and by category,
 and a CSV of sends and their numbers for the city's reports (issue 6).
 
-LINE's numbers are fetched in the background (``tasks_insight``) into ``BroadcastStats`` and
+LINE's numbers are fetched in the background (``tasks/insight.py``) into ``BroadcastStats`` and
 ``DailyStats``; these pages read only those rows. A fixed number of queries per page: the
 totals, the per-day and per-category figures are SQL aggregates, the table is paginated."""
 
@@ -26,11 +26,11 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import selectors_dashboard as dash
 from ..csvsafe import csv_safe_row
 from ..formfields import SafeDateField
 from ..models import Broadcast, BroadcastStats, Category
 from ..schedule import JST, format_date, format_jst, jst_date
+from ..selectors import dashboard as dash
 
 PAGE_SIZE = 50
 DEFAULT_DAYS = 30

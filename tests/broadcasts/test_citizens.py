@@ -8,10 +8,10 @@ import pytest
 from django.utils import timezone
 
 from broadcasts import selectors, services
-from broadcasts.line.sandbox.state import synthetic_user_id
 from broadcasts.models import AutoReplyRule, Broadcast, BroadcastEvent, Follower, PublicNotice
 from broadcasts.services import citizens
 from broadcasts.services.errors import BroadcastInvalid
+from line_sandbox.state import synthetic_user_id
 from tests.broadcasts.sending.helpers import approved_broadcast, jst
 
 pytestmark = pytest.mark.django_db

@@ -18,11 +18,11 @@ from django.conf import settings as django_settings
 from django.db.models import Q
 from django.utils import timezone
 
-from broadcasts.line.sandbox import follow_event, postback_event, text_message_event
-from broadcasts.line.sandbox.state import synthetic_user_id
-from broadcasts.line.sandbox.webhook import prepare_events, unfollow_event
 from broadcasts.models import AutoReplyRule, BroadcastEvent, Category, Follower, WebhookEvent
 from broadcasts.services import citizens, replies
+from line_sandbox import follow_event, postback_event, text_message_event
+from line_sandbox.state import synthetic_user_id
+from line_sandbox.webhook import prepare_events, unfollow_event
 
 URL = "/line/webhook/"
 CITIZEN = synthetic_user_id(900_001)
@@ -273,7 +273,7 @@ def test_redelivered_event_we_never_saw_is_processed(post, eager, line_sandbox):
 @pytest.mark.django_db
 def test_events_wait_for_the_worker(post, line_sandbox, settings):
     """Without an eager worker the webhook only stores; the task processes later."""
-    from broadcasts.tasks_citizens import process_pending_webhook_events, process_webhook_events
+    from broadcasts.tasks.citizens import process_pending_webhook_events, process_webhook_events
 
     settings.WEBHOOK_COALESCE_WAKEUPS = False
     calls = []
@@ -294,7 +294,7 @@ def test_events_wait_for_the_worker(post, line_sandbox, settings):
 
 @pytest.mark.django_db
 def test_broker_down_leaves_events_for_the_sweeper(post, line_sandbox, time_machine):
-    from broadcasts.tasks_citizens import process_pending_webhook_events, process_webhook_events
+    from broadcasts.tasks.citizens import process_pending_webhook_events, process_webhook_events
 
     def down(*args, **kwargs):
         raise ConnectionError("broker down")
@@ -409,7 +409,7 @@ def test_one_failing_event_does_not_hold_back_its_batch(line_sandbox, monkeypatc
 
     # Six minutes later the sweeper retries it: the follow is applied, the greeting is not
     # attempted (its token is long expired) and that is what is recorded.
-    from broadcasts.tasks_citizens import process_pending_webhook_events
+    from broadcasts.tasks.citizens import process_pending_webhook_events
 
     monkeypatch.setattr(citizens, "followers_follow", original)
     time_machine.move_to(timezone.now() + dt.timedelta(minutes=6), tick=True)
@@ -469,7 +469,7 @@ def warm_up(line_sandbox):
     """The sandbox compiles LINE's OpenAPI document on its first validation (~1.5 s, unlocked:
     eight first requests at once each do it, past the request timeout). A long-running
     sandbox, like LINE, has long done it."""
-    from broadcasts.line.sandbox import validation
+    from line_sandbox import validation
 
     schema = validation.request_schema("/v2/bot/message/reply")
     validation.validate_body(schema, {"replyToken": "x", "messages": GREETING}, endpoint="reply")
@@ -588,7 +588,7 @@ def test_many_events_wake_one_processor_through_redis(db, post, line_sandbox, se
     from django.core.cache import caches
 
     from broadcasts.services import citizens
-    from broadcasts.tasks_citizens import process_new_webhook_events
+    from broadcasts.tasks.citizens import process_new_webhook_events
 
     settings.WEBHOOK_COALESCE_WAKEUPS = True
     settings.CACHES = {

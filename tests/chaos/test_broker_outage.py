@@ -15,8 +15,8 @@ from collections.abc import Callable
 import pytest
 from django.utils import timezone
 
-from broadcasts.line.sandbox.state import synthetic_user_id
 from broadcasts.models import Broadcast
+from line_sandbox.state import synthetic_user_id
 
 from ..broadcasts.sending.helpers import approved_broadcast, make_followers
 from .test_processes import MULTICAST, Stack, wait_for

@@ -13,8 +13,8 @@ from itertools import pairwise
 
 import pytest
 
-from broadcasts.line.sandbox.state import synthetic_user_id
 from broadcasts.models import Broadcast, BroadcastEvent
+from line_sandbox.state import synthetic_user_id
 
 from ..broadcasts.sending.helpers import approved_broadcast, make_followers
 from .test_processes import MULTICAST, Stack, wait_for

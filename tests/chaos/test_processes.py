@@ -23,8 +23,8 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from broadcasts.line.sandbox.state import synthetic_user_id
 from broadcasts.models import Broadcast
+from line_sandbox.state import synthetic_user_id
 
 from ..broadcasts.sending.helpers import approved_broadcast, make_followers
 

@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from broadcasts.line.sandbox import LineSandbox
+from line_sandbox import LineSandbox
 
 
 class Command(BaseCommand):

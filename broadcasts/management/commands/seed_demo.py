@@ -19,8 +19,8 @@ from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from broadcasts import roles, services
-from broadcasts.line.sandbox.state import synthetic_user_id
 from broadcasts.models import Broadcast, Category, Division, Follower, User
+from line_sandbox.state import synthetic_user_id
 
 DEMO_USERS = (
     ("drafter", roles.DRAFTER, "子ども政策課", "柏", "花子"),

@@ -11,9 +11,9 @@ import pytest
 from django.db import connection
 
 from broadcasts import services
-from broadcasts.line.sandbox.state import synthetic_user_id
 from broadcasts.models import Broadcast
 from broadcasts.services import sending
+from line_sandbox.state import synthetic_user_id
 
 from .helpers import approved_broadcast, make_followers
 

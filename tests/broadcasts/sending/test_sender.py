@@ -11,8 +11,8 @@ import pytest
 from django.utils import timezone
 
 from broadcasts import services
-from broadcasts.line.sandbox.state import synthetic_user_id
 from broadcasts.models import Broadcast, BroadcastEvent, Delivery
+from line_sandbox.state import synthetic_user_id
 
 from .helpers import approved_broadcast, jst, make_followers
 

@@ -47,9 +47,9 @@ from linebot.v3.messaging import (
 )
 from linebot.v3.webhooks import MessageEvent
 
-from broadcasts.line.sandbox import LineSandbox, SandboxState, text_message_event
-from broadcasts.line.sandbox.state import synthetic_user_id
-from broadcasts.line.sandbox.validation import utf16_length, validator_for
+from line_sandbox import LineSandbox, SandboxState, text_message_event
+from line_sandbox.state import synthetic_user_id
+from line_sandbox.validation import utf16_length, validator_for
 
 BROADCAST = "/v2/bot/message/broadcast"
 MULTICAST = "/v2/bot/message/multicast"

@@ -1,23 +1,24 @@
-"""Celery tasks for LINE's statistics (imported by ``tasks.py`` so autodiscovery finds them)."""
+"""Celery tasks for LINE's statistics (imported by ``tasks/__init__.py`` so autodiscovery finds them)."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from .line.errors import LineTemporaryError
-from .models import Broadcast
-from .services import insight
+from ..line.errors import LineTemporaryError
+from ..models import Broadcast
+from ..services import insight
 
 __all__ = ["refresh_broadcast_stats", "refresh_insight"]
 
 
-@shared_task(ignore_result=True)
+@shared_task(name="broadcasts.tasks_insight.refresh_insight", ignore_result=True)
 def refresh_insight() -> dict[str, int]:
     """Hourly (beat): recently sent broadcasts' numbers and the last week's daily figures."""
     return insight.insight_refresh()
 
 
 @shared_task(
+    name="broadcasts.tasks_insight.refresh_broadcast_stats",
     ignore_result=True,
     autoretry_for=(LineTemporaryError,),
     retry_backoff=30,

@@ -1,11 +1,11 @@
-"""Celery tasks of the citizen side (imported by ``tasks.py`` so autodiscovery finds them)."""
+"""Celery tasks of the citizen side (imported by ``tasks/__init__.py`` so autodiscovery finds them)."""
 
 from __future__ import annotations
 
 from celery import shared_task
 from django.utils import timezone
 
-from .services import citizens
+from ..services import citizens
 
 __all__ = [
     "process_new_webhook_events",
@@ -15,19 +15,29 @@ __all__ = [
 ]
 
 
-@shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+@shared_task(
+    name="broadcasts.tasks_citizens.process_webhook_events",
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
 def process_webhook_events(webhook_event_ids: list[str]) -> int:
     """Enqueued by the webhook once the events are committed; each event runs at most once."""
     return citizens.webhook_events_process(webhook_event_ids=webhook_event_ids, now_fn=timezone.now)
 
 
-@shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+@shared_task(
+    name="broadcasts.tasks_citizens.process_new_webhook_events",
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
 def process_new_webhook_events() -> int:
     """Woken by the webhook (at most one wake-up every couple of seconds under load)."""
     return citizens.webhook_events_process_new(now_fn=timezone.now)
 
 
-@shared_task(ignore_result=True)
+@shared_task(name="broadcasts.tasks_citizens.process_pending_webhook_events", ignore_result=True)
 def process_pending_webhook_events() -> int:
     """Backstop: events that were stored while the broker was down, or whose worker died."""
     now = timezone.now()
@@ -36,6 +46,6 @@ def process_pending_webhook_events() -> int:
     )
 
 
-@shared_task(ignore_result=True)
+@shared_task(name="broadcasts.tasks_citizens.purge_webhook_events", ignore_result=True)
 def purge_webhook_events() -> int:
     return citizens.webhook_events_purge()

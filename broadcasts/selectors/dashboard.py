@@ -13,9 +13,9 @@ from typing import Any
 from django.db.models import Count, F, Q, QuerySet, Window
 from django.db.models.functions import RowNumber, TruncDate
 
-from . import permissions
-from .models import Broadcast, BroadcastEvent, BroadcastStats, Category, DailyStats, User
-from .schedule import JST, Calendar, format_date, jst_date
+from .. import permissions
+from ..models import Broadcast, BroadcastEvent, BroadcastStats, Category, DailyStats, User
+from ..schedule import JST, Calendar, format_date, jst_date
 
 S = Broadcast.Status
 SECTION_LIMIT = 10

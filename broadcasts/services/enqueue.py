@@ -1,0 +1,37 @@
+"""How services enqueue Celery tasks: by their registered name, never by importing them.
+
+Tasks import services; services never import ``broadcasts.tasks`` (no import circle;
+``tests/test_architecture.py`` checks it). The names are those the tasks are registered
+under (``broadcasts/tasks/``), which the beat schedule and the task routes use too."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from celery import current_app
+
+TASKS_PACKAGE = "broadcasts.tasks"
+SEND_BROADCAST = "broadcasts.tasks.send_broadcast"
+SEND_EMERGENCY_BROADCAST = "broadcasts.tasks.send_emergency_broadcast"
+PROCESS_WEBHOOK_EVENTS = "broadcasts.tasks_citizens.process_webhook_events"
+PROCESS_NEW_WEBHOOK_EVENTS = "broadcasts.tasks_citizens.process_new_webhook_events"
+
+
+def task_send(name: str, args: list[Any] | tuple[Any, ...] | None = None, **options: Any) -> Any:
+    """Send the task registered as ``name`` now (callers wrap it in ``on_commit``).
+
+    Where this process has registered the task (a worker, or anything that imported
+    ``broadcasts.tasks``) its own ``apply_async`` sends it, with the task's options; elsewhere
+    the app sends it by name (``send_task``), routed by ``CELERY_TASK_ROUTES`` all the same."""
+    if name not in current_app.tasks:
+        # This process has not loaded the task modules yet (a web process): load them by
+        # name, so that the task's own apply_async sends it (its options; eager mode in
+        # tests), as when services imported tasks. Not a static import: no import circle.
+        importlib.import_module(TASKS_PACKAGE)
+    task = current_app.tasks.get(name)
+    if task is None:
+        return current_app.send_task(name, args=args, **options)
+    if args is None:
+        return task.apply_async(**options)
+    return task.apply_async(args=args, **options)

@@ -90,3 +90,15 @@ def test_only_tools_import_the_line_sandbox():
         if _is_within(imported, SANDBOX)
     )
     assert offenders == []
+
+
+def test_every_beat_entry_names_a_registered_task():
+    """A beat entry with a name no worker knows is dropped by the worker as unregistered
+    (the hourly insight refresh named ``broadcasts.tasks.refresh_insight`` never ran)."""
+    from django.conf import settings
+
+    from kashiwa.celery import app
+
+    app.loader.import_default_modules()
+    for entry, spec in settings.CELERY_BEAT_SCHEDULE.items():
+        assert spec["task"] in app.tasks, f"beat entry {entry!r}: {spec['task']} is not a task"

@@ -217,7 +217,7 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 600},
     },
     "refresh-insight": {
-        "task": "broadcasts.tasks.refresh_insight",
+        "task": "broadcasts.tasks_insight.refresh_insight",
         "schedule": timedelta(hours=1),
         "options": {"expires": 600},
     },

@@ -158,7 +158,7 @@ def test_tasks_refresh_on_demand_and_hourly(ready_numbers, drafter, reviewer, in
     result = tasks.refresh_insight()
     assert result["days"] == 7
     assert settings.CELERY_BEAT_SCHEDULE["refresh-insight"]["task"] == (
-        "broadcasts.tasks.refresh_insight"
+        "broadcasts.tasks_insight.refresh_insight"
     )
 
 

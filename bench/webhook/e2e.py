@@ -68,7 +68,7 @@ def percentile(values: list[float], p: float) -> float:
 def post_child(argv: list[str]) -> int:
     """``--post-child EVENTS URL SECONDS THREADS OUT``: post the events of EVENTS (JSON lines,
     without ``timestamp``), event i due at start + i × SECONDS / n."""
-    from broadcasts.line.sandbox.webhook import sign
+    from line_sandbox.webhook import sign
 
     events_path, url, seconds, threads, out = argv
     events = [json.loads(line) for line in Path(events_path).read_text().splitlines()]
@@ -212,8 +212,8 @@ def wait_for_log(path: Path, text: str, timeout: float) -> None:
 def follow_events(sandbox: Any, users: list[str]) -> list[dict[str, Any]]:
     """Follow events as LINE completes them (reply token the sandbox accepts once, event ID);
     ``timestamp`` is set by the poster when each is due."""
-    from broadcasts.line.sandbox import follow_event
-    from broadcasts.line.sandbox.webhook import prepare_events
+    from line_sandbox import follow_event
+    from line_sandbox.webhook import prepare_events
 
     events = prepare_events(sandbox.state, [follow_event(u) for u in users])
     for event in events:
@@ -297,7 +297,7 @@ def main(argv: list[str]) -> int:
 
     from run import Procs, free_port, wait_port
 
-    from broadcasts.line.sandbox import LineSandbox, synthetic_user_id, validation
+    from line_sandbox import LineSandbox, synthetic_user_id, validation
 
     base = Path(os.environ.get("KASHIWA_DATA_DIR") or tempfile.gettempdir())
     work = Path(tempfile.mkdtemp(prefix="webhook-e2e-", dir=base))

@@ -15,7 +15,13 @@ def _celery_conf_restored():
     the broker must not leave that behind for the next test."""
     from kashiwa.celery import app
 
-    before = {key: app.conf[key] for key in ("task_always_eager", "broker_url")}
+    keys = (
+        "task_always_eager",
+        "broker_url",
+        "broker_connection_timeout",
+        "task_publish_retry_policy",
+    )
+    before = {key: app.conf[key] for key in keys}
     yield
     if app.conf["broker_url"] != before["broker_url"]:
         # The producer pool was made for the test's broker (maybe a Redis it has killed):

@@ -22,10 +22,11 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 from .api import (
     API_ROUTES,
@@ -50,7 +51,7 @@ from .records import (
     new_request_id,
 )
 from .state import SandboxState
-from .validation import LineError
+from .validation import LineError, spec_document
 from .webhook import send_webhook
 
 DEFAULT_TOKEN = "sandbox-channel-access-token"  # noqa: S105 - the sandbox's public token
@@ -99,6 +100,19 @@ class SandboxHandler(BaseHTTPRequestHandler):
         started = time.perf_counter()
         split = urlsplit(self.path)
         path = unquote(split.path) or "/"
+        if not path.startswith("/v2/"):
+            self._handle_request(started, split, path)
+            return
+        # An API request belongs to the state it started in: a reset waits for it (see
+        # SandboxState.reset), even if its client has given up on the answer.
+        state = self.server.sandbox.state
+        state.request_started()
+        try:
+            self._handle_request(started, split, path)
+        finally:
+            state.request_finished()
+
+    def _handle_request(self, started: float, split: SplitResult, path: str) -> None:
         req = Request(
             method=self.command,
             path=path,
@@ -249,6 +263,7 @@ class LineSandbox:
     def start(self) -> LineSandbox:
         if self._server is not None:
             return self
+        spec_document()  # parsed once now, not by the first requests (and their client's timeout)
         self._server = SandboxHTTPServer((self.host, self.port), self)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
@@ -287,8 +302,10 @@ class LineSandbox:
 
     # --- shortcuts for tests ------------------------------------------------------------------
 
-    def reset(self, *, followers: int = 0, staff: int = 0) -> None:
-        self.state.reset(followers=followers, staff=staff)
+    def reset(
+        self, *, followers: int = 0, staff: int = 0, followed_at: datetime | None = None
+    ) -> None:
+        self.state.reset(followers=followers, staff=staff, followed_at=followed_at)
 
     def add_followers(self, **kwargs: Any) -> list[Follower]:
         return self.state.add_followers(**kwargs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import secrets
+import sys
 import threading
 import uuid
 from collections import deque
@@ -41,6 +42,9 @@ from .records import (
     utcnow,
 )
 from .validation import PUSH_TARGET_RE, LineError
+
+# How long a reset waits for API requests in flight (longer than any client's timeout).
+RESET_WAIT_SECONDS = 30.0
 
 __all__ = [
     "Delivery",
@@ -74,6 +78,9 @@ class SandboxState:
     ) -> None:
         self.lock = threading.RLock()
         self.clock = clock
+        # API requests being handled (see ``reset``).
+        self._in_flight = 0
+        self._idle = threading.Condition(self.lock)
         self.channel_secret = channel_secret
         self.bot_user_id = bot_user_id or BOT_USER_ID
         self.bot_basic_id = bot_basic_id
@@ -122,13 +129,24 @@ class SandboxState:
         self._message_ids = itertools.count(int(self.clock().timestamp() * 1000) * 1000)
         self._webhooks: deque[WebhookResult] = deque(maxlen=200)
 
-    def reset(self, *, followers: int = 0, staff: int = 0) -> None:
-        """Forget everything (deliveries, retry keys, faults, quota, rich menus, followers)."""
+    def reset(
+        self, *, followers: int = 0, staff: int = 0, followed_at: datetime | None = None
+    ) -> None:
+        """Forget everything (deliveries, retry keys, faults, quota, rich menus, followers);
+        then add ``followers`` synthetic ones (see ``add_followers`` for ``followed_at``).
+
+        API requests still being handled are answered first: a request whose client gave up
+        on it (a timeout, then a retry with the same key) would otherwise be recorded after
+        the reset, as a delivery nobody made to the next test's followers."""
         with self.lock:
+            if not self._idle.wait_for(lambda: self._in_flight == 0, RESET_WAIT_SECONDS):
+                sys.stderr.write(
+                    f"[line-sandbox] reset with {self._in_flight} API request(s) still running\n"
+                )
             self._clear()
             self._journal({"kind": "reset"})
             if followers:
-                self.add_followers(count=followers, staff_count=staff)
+                self.add_followers(count=followers, staff_count=staff, followed_at=followed_at)
 
     def add_followers(
         self,
@@ -138,14 +156,17 @@ class SandboxState:
         staff: bool = False,
         staff_count: int = 0,
         blocked: bool = False,
+        followed_at: datetime | None = None,
     ) -> list[Follower]:
         """Add ``count`` synthetic followers (the first ``staff_count`` of them, or all if
         ``staff``, flagged as staff test recipients) and/or the given ``user_ids``.
 
+        They followed at ``followed_at`` (default: now on the sandbox's clock); the follower
+        statistics count only those who followed by the day asked about.
         An existing ID is updated (staff/blocked flags) rather than duplicated.
         """
         added: list[Follower] = []
-        now = self.clock()
+        now = followed_at or self.clock()
         with self.lock:
             self._active = None
             for n in range(count):
@@ -178,6 +199,16 @@ class SandboxState:
                 self._followers[user_id] = follower
                 added.append(follower)
         return added
+
+    def request_started(self) -> None:
+        with self.lock:
+            self._in_flight += 1
+
+    def request_finished(self) -> None:
+        with self.lock:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.notify_all()
 
     def set_blocked(self, user_id: str, blocked: bool = True) -> Follower:
         with self.lock:
@@ -361,8 +392,10 @@ class SandboxState:
         endpoint = endpoint.rsplit("/", 1)[-1]
         if endpoint not in SEND_ENDPOINTS:
             raise ValueError(endpoint)
-        now = self.clock()
         with self.lock:
+            # Read under the lock: deliveries are recorded in the order of their times, so a
+            # retry key's age is never measured from a time later than its acceptance.
+            now = self.clock()
             if retry_key:
                 previous = self._retry_keys.get(retry_key)
                 if previous and now - previous.accepted_at < RETRY_KEY_TTL:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -147,9 +148,22 @@ def _dispatch_schema(base: str, discriminator: dict[str, Any]) -> dict[str, Any]
     return {"allOf": parts}
 
 
-@cache
+_SPEC_LOCK = threading.Lock()
+
+
 def spec_document() -> dict[str, Any]:
-    """The messaging API document with discriminator dispatch added (loaded once)."""
+    """The messaging API document with discriminator dispatch added (loaded once).
+
+    Parsing the 180 KB YAML takes about a second of CPU. Concurrent first requests (a send's
+    three chunks) wait for one load instead of each parsing its own copy: three or more
+    parses in parallel on a busy machine outlasted the client's timeout, the client retried,
+    and the abandoned requests were answered (and recorded) only after it had moved on."""
+    with _SPEC_LOCK:
+        return _load_spec_document()
+
+
+@cache
+def _load_spec_document() -> dict[str, Any]:
     with MESSAGING_SPEC.open(encoding="utf-8") as fh:
         doc = yaml.safe_load(fh)
     schemas: dict[str, Any] = doc["components"]["schemas"]

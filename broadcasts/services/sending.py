@@ -298,10 +298,13 @@ def broadcast_claim_now(
 
 
 # --- the sender -----------------------------------------------------------------------
-def _create_deliveries(broadcast: Broadcast) -> None:
-    """All LINE requests of this send, committed before the first call."""
+def _create_deliveries(broadcast: Broadcast, now: dt.datetime) -> None:
+    """All LINE requests of this send, committed before the first call. Their retry keys are
+    made ``now``, on the clock their age is later measured with (``RETRY_KEY_MAX_AGE``)."""
     if broadcast.audience == Broadcast.Audience.ALL:
-        Delivery.objects.create(broadcast=broadcast, seq=1, kind=Delivery.Kind.BROADCAST)
+        Delivery.objects.create(
+            broadcast=broadcast, seq=1, kind=Delivery.Kind.BROADCAST, key_created_at=now
+        )
         broadcast.recipient_count = selectors.followers_active().count()
         broadcast.deliveries_total = 1
         return
@@ -318,6 +321,7 @@ def _create_deliveries(broadcast: Broadcast) -> None:
                 kind=Delivery.Kind.MULTICAST,
                 recipients=chunk,
                 recipient_count=len(chunk),
+                key_created_at=now,
             )
         )
         if len(batch) >= 20:
@@ -393,7 +397,7 @@ def _prepare(
                 _hold(broadcast, at=hold[0], reason=hold[1], from_sending=True)
                 return None, SendOutcome("held", hold[1])
         if broadcast.deliveries_total == 0 and not broadcast.deliveries.exists():
-            _create_deliveries(broadcast)
+            _create_deliveries(broadcast, now)
             if broadcast.deliveries_total == 0:
                 broadcast.save(update_fields=["recipient_count", "deliveries_total"])
                 _stop(broadcast, "needs_attention", "配信対象の友だちが0人のため送信できません。")
@@ -545,10 +549,11 @@ def _call(
     )
 
 
-def _record_accepted(broadcast: Broadcast, delivery: Delivery, result: SendResult) -> int:
+def _record_accepted(
+    broadcast: Broadcast, delivery: Delivery, result: SendResult, now: dt.datetime
+) -> int:
     """Mark one delivery accepted; returns 1 if it was pending (the caller counts them into
     the broadcast's progress once per batch)."""
-    now = timezone.now()
     return Delivery.objects.filter(pk=delivery.pk, status=D.PENDING).update(
         status=D.ACCEPTED,
         request_id=result.request_id,
@@ -560,8 +565,9 @@ def _record_accepted(broadcast: Broadcast, delivery: Delivery, result: SendResul
     )
 
 
-def _record_attempt(delivery: Delivery, exc: LineError, status: str = D.PENDING) -> None:
-    now = timezone.now()
+def _record_attempt(
+    delivery: Delivery, exc: LineError, now: dt.datetime, status: str = D.PENDING
+) -> None:
     Delivery.objects.filter(pk=delivery.pk, status=D.PENDING).update(
         status=status,
         attempts=F("attempts") + 1,
@@ -597,10 +603,12 @@ def _send_round(
                 queue.clear()
                 break
             delivery = queue.pop()
-            if now_fn() - delivery.key_created_at > RETRY_KEY_MAX_AGE:
+            now = now_fn()
+            if now - delivery.key_created_at > RETRY_KEY_MAX_AGE:
                 _record_attempt(
                     delivery,
                     LineError("再試行キーが23時間を超えたため自動では再送しません。"),
+                    now,
                     D.NEEDS_ATTENTION,
                 )
                 outcome.stop = outcome.stop or (
@@ -615,27 +623,28 @@ def _send_round(
         done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
         # Every reply that came in meanwhile is recorded in one transaction: one commit per
         # batch, not per chunk, keeps this (single) thread from capping the request rate.
+        now = now_fn()
         with transaction.atomic():
             accepted = 0
             for future in done:
                 delivery = in_flight.pop(future)
                 try:
-                    accepted += _record_accepted(broadcast, delivery, future.result())
+                    accepted += _record_accepted(broadcast, delivery, future.result(), now)
                 except LineQuotaExceededError as exc:
-                    _record_attempt(delivery, exc, D.NEEDS_ATTENTION)
+                    _record_attempt(delivery, exc, now, D.NEEDS_ATTENTION)
                     outcome.stop = (
                         "needs_attention",
                         f"LINE の今月の配信上限に達しました。{exc.describe()}",
                     )
                 except LineRateLimitedError as exc:
-                    _record_attempt(delivery, exc)
+                    _record_attempt(delivery, exc, now)
                     outcome.temporary.append(delivery)
                     outcome.rate_limited = True
                 except LineTemporaryError as exc:
-                    _record_attempt(delivery, exc)
+                    _record_attempt(delivery, exc, now)
                     outcome.temporary.append(delivery)
                 except LinePermanentError as exc:
-                    _record_attempt(delivery, exc, D.FAILED)
+                    _record_attempt(delivery, exc, now, D.FAILED)
                     action = "needs_attention" if exc.status in (401, 403) else "fail"
                     outcome.stop = outcome.stop or (
                         action,
@@ -644,7 +653,7 @@ def _send_round(
             if accepted:
                 Broadcast.objects.filter(pk=broadcast.pk).update(
                     deliveries_accepted=F("deliveries_accepted") + accepted,
-                    lease_expires_at=timezone.now() + _lease_seconds(),
+                    lease_expires_at=now + _lease_seconds(),
                 )
         if outcome.stop is not None:
             queue.clear()
@@ -709,7 +718,7 @@ def _send_leased(
         pool.shutdown(wait=True)
     if keeper.lost.is_set():
         return SendOutcome("skipped", "lease moved to another run")
-    return _finish(broadcast.pk, stop, last_error, owner)
+    return _finish(broadcast.pk, stop, last_error, owner, now_fn())
 
 
 def _send_all(
@@ -754,7 +763,11 @@ def _send_all(
 
 @transaction.atomic
 def _finish(
-    broadcast_id: int, stop: tuple[str, str] | None, last_error: str, owner: str
+    broadcast_id: int,
+    stop: tuple[str, str] | None,
+    last_error: str,
+    owner: str,
+    now: dt.datetime,
 ) -> SendOutcome:
     broadcast = Broadcast.objects.select_for_update().get(pk=broadcast_id)
     if broadcast.status != S.SENDING:
@@ -784,7 +797,7 @@ def _finish(
         )
         return SendOutcome(action, message)
     if accepted == broadcast.deliveries_total:
-        broadcast.sent_at = timezone.now()
+        broadcast.sent_at = now
         broadcast.lease_owner = ""
         broadcast.lease_expires_at = None
         broadcast.last_error = ""
@@ -804,7 +817,7 @@ def _finish(
         return SendOutcome("sent")
     # Temporary failures left: release the lease so the dispatcher retries soon.
     message = f"一時的なエラーのため再試行します: {last_error}"
-    _release_for_retry(broadcast, message, timezone.now(), summary)
+    _release_for_retry(broadcast, message, now, summary)
     return SendOutcome("retry_later", last_error)
 
 

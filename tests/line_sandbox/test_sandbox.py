@@ -388,6 +388,18 @@ def test_concurrent_sends_with_one_key_deliver_once(line_sandbox, client):
     assert len(line_sandbox.deliveries()) == 1
 
 
+def test_a_request_its_client_gave_up_on_is_answered_before_a_reset(line_sandbox, api):
+    """The client times out and moves on (the next test resets the sandbox) while the request
+    is still being handled: the reset waits for it, so its delivery is not recorded in the
+    state after the reset, where it looked like a second copy to the next test's followers."""
+    line_sandbox.set_fault(BROADCAST, mode="latency", latency_ms=500)
+    with pytest.raises(urllib3.exceptions.ReadTimeoutError):
+        api.broadcast(BroadcastRequest(messages=[text("x")]), _request_timeout=0.1)
+    line_sandbox.reset(followers=20)
+    time.sleep(0.5)  # past the latency: a request not waited for would be recorded by now
+    assert line_sandbox.deliveries() == []
+
+
 # --- faults, quota, rate limits --------------------------------------------------------------
 
 

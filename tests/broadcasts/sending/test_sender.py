@@ -181,6 +181,22 @@ def test_retry_key_older_than_23_hours_is_not_retried(
     assert line_sandbox.state.deliveries() == []
 
 
+def test_the_sender_takes_its_time_from_the_caller(
+    line_sandbox, citizens, drafter, reviewer, in_window
+):
+    """``now_fn`` is the sender's only clock: retry keys, attempts, acceptance and completion
+    are stamped with it, so a key's age (the 23-hour stop) is measured on the clock that made
+    the key, not on the wall clock."""
+    b = approved_broadcast(author=drafter, approver=reviewer, now=in_window)
+    claim(b)
+    at = in_window + dt.timedelta(minutes=3)  # the wall clock (travelling) says 10:00
+    assert send(b, now_fn=lambda: at).status == "sent"
+    b.refresh_from_db()
+    assert b.sent_at == at
+    assert set(b.deliveries.values_list("key_created_at", flat=True)) == {at}
+    assert set(b.deliveries.values_list("accepted_at", flat=True)) == {at}
+
+
 def test_crash_after_line_accepted_but_before_recording(
     line_sandbox, citizens, drafter, reviewer, in_window, settings
 ):
@@ -193,11 +209,11 @@ def test_crash_after_line_accepted_but_before_recording(
     real = sending._record_accepted
     calls = {"n": 0}
 
-    def crash_on_second(broadcast, delivery, result):
+    def crash_on_second(*args):
         calls["n"] += 1
         if calls["n"] == 2:
             raise SystemExit("worker killed")
-        return real(broadcast, delivery, result)
+        return real(*args)
 
     settings.MULTICAST_CONCURRENCY = 1
     sending._record_accepted = crash_on_second

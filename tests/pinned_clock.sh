@@ -129,6 +129,11 @@ echo "    FAKETIME=$(printf '%+d' "$offset") s; replay: $replay"
 status=0
 LD_PRELOAD="$shim_dir/sem_clockwait.so:$libfaketime${LD_PRELOAD:+:$LD_PRELOAD}" \
   FAKETIME="$(printf '%+d' "$offset")" \
-  ./dev test "${pytest_args[@]}" || status=$?
+  ./dev test "${pytest_args[@]}" &
+run=$!
+wait "$run" || status=$?
+# libfaketime shares its settings with child processes through a semaphore and shared memory
+# named after the first process; ./dev execs pytest, which does not remove them.
+rm -f "/dev/shm/faketime_shm_$run" "/dev/shm/sem.faketime_sem_$run"
 echo "==> clock was pinned to $at JST; replay: $replay"
 exit $status

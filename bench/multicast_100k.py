@@ -49,7 +49,7 @@ def child(broadcast_id: int) -> None:
     faulthandler.register(signal.SIGUSR1)  # the parent asks for stacks if we hang
     django.setup()
     from broadcasts.line.gateway import get_gateway
-    from broadcasts.services import sending
+    from broadcasts.services.sending import send as sending
 
     get_gateway()  # the SDK client exists in a warm worker before any task
     rss_before = common.proc_status_kb(os.getpid(), "VmRSS")
@@ -269,7 +269,7 @@ def one_round(
     worker: subprocess.Popen[bytes] | None,
 ) -> dict[str, Any]:
     from broadcasts.models import Broadcast, Delivery
-    from broadcasts.services import sending
+    from broadcasts.services.sending import dispatch as sending
 
     lines: list[str] = []
     say = lines.append

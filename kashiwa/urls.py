@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from broadcasts.views import accounts, otp
-from broadcasts.webhook import line_webhook
+from broadcasts.views.webhook import line_webhook
 from kashiwa.health import healthz
 
 admin.site.site_header = f"{settings.ACCOUNT_NAME} {settings.ACCOUNT_ID} 管理"

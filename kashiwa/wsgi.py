@@ -1,4 +1,4 @@
-"""WSGI entry point. LINE's webhook POSTs go straight to ``broadcasts.webhook.wsgi_webhook``
+"""WSGI entry point. LINE's webhook POSTs go straight to ``broadcasts.views.webhook.wsgi_webhook``
 (see its module docstring for why); everything else is Django with all its middleware."""
 
 import os
@@ -10,7 +10,7 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kashiwa.settings.dev")
 django_application = get_wsgi_application()
 
-from broadcasts.webhook import WEBHOOK_PATH, wsgi_webhook  # noqa: E402  (needs Django set up)
+from broadcasts.views.webhook import WEBHOOK_PATH, wsgi_webhook  # noqa: E402  (needs Django set up)
 
 
 def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.views.decorators.http import require_GET
 
-from ..formfields import date_in_range
+from ..forms.fields import date_in_range
 from ..models import Broadcast, CalendarOverride
 from ..schedule import WEEKDAY_KANJI, Calendar, format_date, format_hm, jst_date
 from ..selectors import dashboard as dash

@@ -1,4 +1,4 @@
-"""The compose screen: create and edit a broadcast, the effective-time preview, templates.
+"""The compose screen: create and edit a broadcast, and the effective-time preview.
 
 Thin views: validate the form, call one service, turn its domain errors into form errors.
 On any error the whole screen is re-rendered from what was posted, so nothing typed is lost.
@@ -19,16 +19,9 @@ from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods
 
 from .. import checks, permissions, selectors
-from ..formfields import valid_ids
-from ..forms import (
-    SUGGESTED_ACTION_LABELS,
-    TIMING_AT,
-    BroadcastForm,
-    JSTDateTimeField,
-    MessageTemplateForm,
-    apply_service_problems,
-    message_formset,
-)
+from ..forms.compose import TIMING_AT, BroadcastForm, apply_service_problems
+from ..forms.fields import JSTDateTimeField, valid_ids
+from ..forms.messages import SUGGESTED_ACTION_LABELS, message_formset
 from ..models import Broadcast, Category, MessageTemplate
 from ..schedule import format_jst
 from ..services import (
@@ -36,7 +29,6 @@ from ..services import (
     InvalidTransition,
     broadcast_create,
     broadcast_update,
-    message_template_create_from_broadcast,
 )
 from ..services.scheduling import estimated_duration
 
@@ -294,39 +286,3 @@ def broadcast_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
     form = BroadcastForm(initial=BroadcastForm.initial_for(broadcast))
     formset = message_formset(messages=broadcast.messages)
     return _render_compose(request, form=form, formset=formset, broadcast=broadcast)
-
-
-# --- templates (雛形) -------------------------------------------------------------------------
-
-
-@require_http_methods(["GET", "POST"])
-def templates_view(request: HttpRequest) -> HttpResponse:
-    """GET: the templates, each with 「この雛形で作成」. POST (``broadcast`` + ``name``): save a
-    broadcast's messages and categories as a new template."""
-    if not permissions.can_draft(request.user):
-        raise PermissionDenied
-    if request.method == "POST":
-        ids = valid_ids([request.POST.get("broadcast", "")])
-        if not ids:
-            raise Http404
-        broadcast = _broadcast_or_404(request, ids[0])
-        form = MessageTemplateForm(request.POST)
-        if form.is_valid():
-            try:
-                template = message_template_create_from_broadcast(
-                    broadcast=broadcast, actor=request.user, name=form.cleaned_data["name"]
-                )
-            except BroadcastInvalid as exc:
-                messages.error(
-                    request, "雛形を保存できません: " + "／".join(p.message for p in exc.problems)
-                )
-            else:
-                messages.success(
-                    request, gettext("雛形「%(n)s」を保存しました。") % {"n": template.name}
-                )
-                return redirect("broadcasts:templates")
-        else:
-            messages.error(request, gettext("雛形の名前を入力してください。"))
-        return redirect("broadcasts:detail", pk=broadcast.pk)
-    templates = MessageTemplate.objects.select_related("created_by").prefetch_related("categories")
-    return render(request, "broadcasts/templates.html", {"templates": templates})

@@ -20,7 +20,7 @@ from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from .. import permissions, selectors
-from ..forms import CancelForm, EmergencyApproveForm
+from ..forms.review import CancelForm, EmergencyApproveForm
 from ..line.errors import LineError
 from ..models import Broadcast, RichMenu
 from ..schedule import format_jst

@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from ..formfields import SafeDateField, SafeIntegerField, SafeModelChoiceField
+from ..forms.fields import SafeDateField, SafeIntegerField, SafeModelChoiceField
 from ..models import Broadcast, User
 from ..schedule import JST
 from ..selectors import dashboard as dash

@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET
 
 from .. import permissions, selectors
-from ..forms import BroadcastFilterForm
+from ..forms.lists import BroadcastFilterForm
 from ..models import Broadcast, User
 from ..schedule import JST, format_jst
 

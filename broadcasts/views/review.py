@@ -19,7 +19,7 @@ from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from .. import checks, permissions, selectors
-from ..forms import ApproveForm, CancelForm, MessageTemplateForm, RejectForm
+from ..forms.review import ApproveForm, CancelForm, MessageTemplateForm, RejectForm
 from ..line.errors import LineError
 from ..models import Broadcast, BroadcastEvent
 from ..schedule import format_jst

@@ -17,8 +17,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count, Q, Sum, Value
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models import Count, Q, Sum
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -27,15 +26,14 @@ from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
 from ..csvsafe import csv_safe_row
-from ..formfields import SafeDateField
-from ..models import Broadcast, BroadcastStats, Category
-from ..schedule import JST, format_date, format_jst, jst_date
-from ..selectors import dashboard as dash
+from ..forms.fields import SafeDateField
+from ..models import Broadcast, BroadcastStats
+from ..schedule import JST, format_jst, jst_date
+from ..selectors.stats import DELIVERED, per_category, per_day, percent, sent_between
 
 PAGE_SIZE = 50
 DEFAULT_DAYS = 30
 MAX_DAYS = 731
-DELIVERED = Coalesce("stats__delivered", "recipient_count", Value(0))
 
 
 class StatsRangeForm(forms.Form):
@@ -74,84 +72,6 @@ def _check(request: HttpRequest) -> None:
         raise PermissionDenied
 
 
-def _percent(part: int | None, whole: int | None) -> float | None:
-    if part is None or not whole:
-        return None
-    return round(part * 100 / whole, 1)
-
-
-# --- reads -------------------------------------------------------------------------------------
-
-
-def _in_range(start: dt.date, end: dt.date) -> Any:
-    return dash.sent_between(start, end)
-
-
-def per_day(start: dt.date, end: dt.date) -> list[dict[str, Any]]:
-    """Sends and people reached per JST day (one aggregate query, plus DailyStats)."""
-    rows = {
-        r["day"]: r
-        for r in _in_range(start, end)
-        .order_by()
-        .annotate(day=TruncDate("sent_at", tzinfo=JST))
-        .values("day")
-        .annotate(sends=Count("id"), delivered=Sum(DELIVERED))
-    }
-    daily = {d.date: d for d in dash.daily_between(start, end)}
-    out = []
-    d = start
-    while d <= end:
-        row, line = rows.get(d, {}), daily.get(d)
-        out.append(
-            {
-                "date": d,
-                "label": format_date(d),
-                "sends": row.get("sends", 0),
-                "delivered": row.get("delivered") or 0,
-                "followers": line.followers if line else None,
-                "blocks": line.blocks if line else None,
-                "line_delivered": (
-                    (line.broadcast_delivered or 0) + (line.multicast_delivered or 0)
-                    if line and (line.broadcast_delivered is not None)
-                    else None
-                ),
-            }
-        )
-        d += dt.timedelta(days=1)
-    return out
-
-
-def per_category(start: dt.date, end: dt.date) -> list[dict[str, Any]]:
-    """Sends, people reached and open rate per category: one aggregate over the range's sends
-    (from the broadcast side, so only those rows are joined), plus the categories."""
-    known = Q(stats__unique_impression__isnull=False)
-    totals = {
-        r["categories"]: r
-        for r in _in_range(start, end)
-        .order_by()
-        .values("categories")
-        .annotate(
-            sends=Count("id"),
-            delivered=Sum(DELIVERED),
-            impressions=Sum("stats__unique_impression"),
-            known_delivered=Sum(DELIVERED, filter=known),
-        )
-    }
-    rows = []
-    for c in Category.objects.order_by("sort_order", "id"):
-        t = totals.get(c.pk, {})
-        rows.append(
-            {
-                "category": c,
-                "sends": t.get("sends", 0),
-                "delivered": t.get("delivered") or 0,
-                "impressions": t.get("impressions"),
-                "open_rate": _percent(t.get("impressions"), t.get("known_delivered")),
-            }
-        )
-    return rows
-
-
 # --- pages -------------------------------------------------------------------------------------
 
 
@@ -159,7 +79,7 @@ def per_category(start: dt.date, end: dt.date) -> list[dict[str, Any]]:
 def stats_overview(request: HttpRequest) -> HttpResponse:
     _check(request)
     form, start, end = _range(request)
-    qs = _in_range(start, end)
+    qs = sent_between(start, end)
     totals = qs.order_by().aggregate(
         sends=Count("id"),
         delivered=Sum(DELIVERED),
@@ -194,7 +114,7 @@ def stats_overview(request: HttpRequest) -> HttpResponse:
             "start": start,
             "end": end,
             "totals": totals,
-            "open_rate": _percent(totals["impressions"], totals["known"]),
+            "open_rate": percent(totals["impressions"], totals["known"]),
             "page": page,
             "rows": [_row(b) for b in page.object_list],
             "days": days,
@@ -213,7 +133,7 @@ def _row(b: Broadcast) -> dict[str, Any]:
         "broadcast": b,
         "stats": stats,
         "delivered": delivered,
-        "open_rate": _percent(stats.unique_impression if stats else None, delivered),
+        "open_rate": percent(stats.unique_impression if stats else None, delivered),
     }
 
 
@@ -242,7 +162,7 @@ class _Echo:
 
 
 def _csv_rows(start: dt.date, end: dt.date) -> Iterator[list[Any]]:
-    qs = _in_range(start, end)
+    qs = sent_between(start, end)
     for b in qs.iterator(chunk_size=1000):
         row = _row(b)
         stats = row["stats"]
@@ -340,8 +260,8 @@ def _row_with(b: Broadcast, stats: BroadcastStats | None) -> dict[str, Any]:
     return {
         "stats": stats,
         "delivered": delivered,
-        "open_rate": _percent(stats.unique_impression if stats else None, delivered),
-        "click_rate": _percent(stats.unique_click if stats else None, delivered),
+        "open_rate": percent(stats.unique_impression if stats else None, delivered),
+        "click_rate": percent(stats.unique_click if stats else None, delivered),
     }
 
 

@@ -8,13 +8,8 @@ import pytest
 import time_machine
 
 from broadcasts.content import Problem
-from broadcasts.forms import (
-    BroadcastForm,
-    apply_service_problems,
-    build_line_message,
-    initial_from_line,
-    message_formset,
-)
+from broadcasts.forms.compose import BroadcastForm, apply_service_problems
+from broadcasts.forms.messages import build_line_message, initial_from_line, message_formset
 from broadcasts.models import Category
 from broadcasts.schedule import JST
 from tests.factories import card_message, image_message, sticker_message, text_message

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from broadcasts.models import AutoReplyRule, BroadcastEvent, Category, Follower, WebhookEvent
 from broadcasts.services import citizens, replies
+from broadcasts.services.citizens import events, followers
 from line_sandbox import follow_event, postback_event, text_message_event
 from line_sandbox.state import synthetic_user_id
 from line_sandbox.webhook import prepare_events, unfollow_event
@@ -116,7 +117,7 @@ def test_get_is_not_allowed(client):
 @pytest.mark.django_db
 def test_malformed_json_is_acknowledged_and_logged(post, caplog):
     body = b'{"destination": "U0", "events": [ {'
-    with caplog.at_level(logging.WARNING, logger="broadcasts.webhook"):
+    with caplog.at_level(logging.WARNING, logger="broadcasts.views.webhook"):
         response = post(None, body=body)
     assert response.status_code == 200
     assert "not JSON" in caplog.text
@@ -399,7 +400,9 @@ def test_one_failing_event_does_not_hold_back_its_batch(line_sandbox, monkeypatc
             raise RuntimeError("disk full")
         return original(follows=follows, **kwargs)
 
-    monkeypatch.setattr(citizens, "followers_follow", follow)
+    # whole batches (events) and one event at a time (followers.follower_follow)
+    monkeypatch.setattr(events, "followers_follow", follow)
+    monkeypatch.setattr(followers, "followers_follow", follow)
     assert citizens.webhook_events_process_new(now_fn=timezone.now) == 4
     assert [len(texts(line_sandbox, u)) for u in users] == [1, 1, 0, 1, 1]
     assert set(Follower.objects.values_list("line_user_id", flat=True)) == set(users) - {users[2]}
@@ -411,7 +414,8 @@ def test_one_failing_event_does_not_hold_back_its_batch(line_sandbox, monkeypatc
     # attempted (its token is long expired) and that is what is recorded.
     from broadcasts.tasks.citizens import process_pending_webhook_events
 
-    monkeypatch.setattr(citizens, "followers_follow", original)
+    monkeypatch.setattr(events, "followers_follow", original)
+    monkeypatch.setattr(followers, "followers_follow", original)
     time_machine.move_to(timezone.now() + dt.timedelta(minutes=6), tick=True)
     assert process_pending_webhook_events() == 1
     failed.refresh_from_db()
@@ -513,7 +517,7 @@ def test_two_processors_share_a_burst_without_overlap(line_sandbox, settings, mo
     warm_up(line_sandbox)
     line_sandbox.set_fault("/v2/bot/message/reply", mode="latency", latency_ms=30, count=None)
     users = [synthetic_user_id(920_000 + i) for i in range(60)]
-    monkeypatch.setattr(citizens, "_enqueue", lambda ids: None)  # the two below process them
+    monkeypatch.setattr(events, "_enqueue", lambda ids: None)  # the two below process them
     store(line_sandbox, [follow_event(u) for u in users])
     counts: list[int] = []
     start = threading.Barrier(2)

@@ -46,7 +46,7 @@ def test_a_value_written_by_another_process_is_seen_here_and_back():
 
 
 def test_incr_and_add_hold_across_processes():
-    """broadcasts/ratelimit.py: ``add`` creates a counter once, ``incr`` counts every call
+    """broadcasts/line/ratelimit.py: ``add`` creates a counter once, ``incr`` counts every call
     whichever process makes it, and a missing key raises ValueError."""
     processes = [
         manage_shell(

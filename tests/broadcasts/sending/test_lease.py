@@ -12,7 +12,7 @@ from django.db import connection
 
 from broadcasts import services
 from broadcasts.models import Broadcast
-from broadcasts.services import sending
+from broadcasts.services.sending import lease, send
 from line_sandbox.state import synthetic_user_id
 
 from .helpers import approved_broadcast, make_followers
@@ -36,7 +36,7 @@ def emergency(line_sandbox, drafter, supervisor):
 
 
 def test_owners_are_new_for_every_run():
-    assert sending.lease_owner_new() != sending.lease_owner_new()
+    assert lease.lease_owner_new() != lease.lease_owner_new()
 
 
 def test_two_runs_in_one_process_do_not_share_a_lease(
@@ -46,9 +46,9 @@ def test_two_runs_in_one_process_do_not_share_a_lease(
     one's lease for its own. Now the second run finds the send leased and stays out."""
     assert services.broadcast_claim_now(broadcast_id=emergency.pk)
     now = emergency.scheduled_for
-    first, _ = sending._prepare(emergency.pk, now, "host:1:run-a")
+    first, _ = send._prepare(emergency.pk, now, "host:1:run-a")
     assert first is not None
-    second, outcome = sending._prepare(emergency.pk, now, "host:1:run-b")
+    second, outcome = send._prepare(emergency.pk, now, "host:1:run-b")
     assert second is None and outcome.status == "skipped"
     assert "run-a" in outcome.detail
     assert emergency.events.filter(verb="send_started").count() == 1
@@ -58,7 +58,7 @@ def test_the_emergency_task_and_the_dispatcher_start_one_send(emergency, line_sa
     """The dispatcher claims the row between the approval's commit and the emergency task's
     claim; both tasks then run. Exactly one sends."""
     services.broadcasts_dispatch_due(now=emergency.scheduled_for)  # the dispatcher was first
-    a, b = sending.lease_owner_new(), sending.lease_owner_new()
+    a, b = lease.lease_owner_new(), lease.lease_owner_new()
     assert not services.broadcast_claim_now(broadcast_id=emergency.pk, owner=a)
     assert services.broadcast_send(broadcast_id=emergency.pk, owner=a).status == "sent"
     assert services.broadcast_send(broadcast_id=emergency.pk, owner=b).status != "sent"

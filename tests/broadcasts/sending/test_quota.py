@@ -14,7 +14,7 @@ from django.db import connection
 
 from broadcasts import services
 from broadcasts.models import Broadcast
-from broadcasts.services import sending
+from broadcasts.services.sending import finish, quota, send
 from line_sandbox.state import synthetic_user_id
 
 from .helpers import approved_broadcast, jst, make_followers
@@ -51,11 +51,11 @@ def test_the_second_of_two_sends_that_do_not_both_fit_waits_before_its_first_req
     line_sandbox.state.set_quota("limited", 1000, 0)
     a, b = two_claimed(drafter, reviewer, in_window)
     # Both are prepared (deliveries created) before either reserves: they start together.
-    prepared_a, _ = sending._prepare(a.pk, in_window, "run-a")
-    prepared_b, _ = sending._prepare(b.pk, in_window, "run-b")
-    gateway = sending.get_gateway()
-    assert sending._reserve_quota(prepared_a, gateway, in_window) is None
-    action, why = sending._reserve_quota(prepared_b, gateway, in_window)
+    prepared_a, _ = send._prepare(a.pk, in_window, "run-a")
+    prepared_b, _ = send._prepare(b.pk, in_window, "run-b")
+    gateway = send.get_gateway()
+    assert quota._reserve_quota(prepared_a, gateway, in_window) is None
+    action, why = quota._reserve_quota(prepared_b, gateway, in_window)
     assert action == "retry_later" and "使用中のため待機" in why
     assert line_sandbox.state.deliveries() == []
 
@@ -120,7 +120,7 @@ def test_an_unreadable_quota_makes_ordinary_sends_wait(
     assert line_sandbox.state.deliveries() == []
     # LINE answers again: the dispatcher hands it over after the wait, and it goes.
     line_sandbox.state.clear_faults()
-    later = in_window + dt.timedelta(seconds=sending.RETRY_LATER_SECONDS + 1)
+    later = in_window + dt.timedelta(seconds=finish.RETRY_LATER_SECONDS + 1)
     assert b.pk in services.broadcasts_dispatch_due(now=later).resumed
     assert services.broadcast_send(broadcast_id=b.pk, sleep=lambda s: None).status == "sent"
 

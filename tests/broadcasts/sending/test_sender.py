@@ -202,11 +202,11 @@ def test_crash_after_line_accepted_but_before_recording(
 ):
     """The worker dies between LINE's 200 and our commit: the next worker gets 409."""
     from broadcasts.line.gateway import get_gateway
-    from broadcasts.services import sending
+    from broadcasts.services.sending import send as sender
 
     b = approved_broadcast(author=drafter, approver=reviewer, now=in_window)
     claim(b)
-    real = sending._record_accepted
+    real = sender._record_accepted
     calls = {"n": 0}
 
     def crash_on_second(*args):
@@ -216,12 +216,12 @@ def test_crash_after_line_accepted_but_before_recording(
         return real(*args)
 
     settings.MULTICAST_CONCURRENCY = 1
-    sending._record_accepted = crash_on_second
+    sender._record_accepted = crash_on_second
     try:
         with pytest.raises(SystemExit):
             send(b, gateway=get_gateway())
     finally:
-        sending._record_accepted = real
+        sender._record_accepted = real
     b.refresh_from_db()
     assert b.deliveries_accepted == 1
     # The lease expires; the dispatcher hands it to another worker.

@@ -13,7 +13,10 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from ..schedule import JST
 
 MAX_PK = 2**63 - 1  # BigAutoField
 # The dates a filter, a calendar page or a requested send time may name: wide enough for any
@@ -85,3 +88,37 @@ class SafeDateField(forms.DateField):
         super().validate(value)
         if value is not None and not date_in_range(value):
             raise ValidationError(self.error_messages["out_of_range"], code="out_of_range")
+
+
+DATETIME_LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
+
+
+class JSTDateTimeField(forms.DateTimeField):
+    """A ``datetime-local`` value read and shown as Japan time, whatever the active zone."""
+
+    widget = forms.DateTimeInput(attrs={"type": "datetime-local"}, format=DATETIME_LOCAL_FORMAT)
+    input_formats = [DATETIME_LOCAL_FORMAT, "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
+
+    def to_python(self, value: Any) -> dt.datetime | None:
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                return None
+            for fmt in self.input_formats:
+                try:
+                    naive = dt.datetime.strptime(value, fmt)  # noqa: DTZ007 - made aware below
+                except ValueError:
+                    continue
+                if not date_in_range(naive.date()):
+                    # 9999-12-31 23:59 parses, but the send-time arithmetic overflows on it.
+                    raise forms.ValidationError(DATE_OUT_OF_RANGE, code="out_of_range")
+                return naive.replace(tzinfo=JST)
+            raise forms.ValidationError(
+                _("日時の形式が正しくありません（例: 2026-12-01 10:00）。"), code="invalid"
+            )
+        return super().to_python(value)
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, dt.datetime) and timezone.is_aware(value):
+            return value.astimezone(JST).replace(tzinfo=None)
+        return value

@@ -21,8 +21,8 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from .line.webhook_signature import verify_signature
-from .services import citizens
+from ..line.webhook_signature import verify_signature
+from ..services import citizens
 
 logger = logging.getLogger(__name__)
 

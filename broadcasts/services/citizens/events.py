@@ -1,12 +1,5 @@
-"""The citizen side: webhook events, followers, 受信設定 and automatic responses.
-
-Policy 5(2): citizens get automatic responses only. Policy 10: we keep a follower's LINE user
-ID, follow/unfollow times and chosen categories — nothing else — and a message's text only
-until the event has been processed.
-
-New followers receive every category (the choice documented in the greeting): before 受信設定
-existed every friend received everything, and nobody should miss 防災・防犯 or 緊急情報 because
-they did not open a menu. Each citizen can narrow it down at any time."""
+"""Webhook events: stored as they arrive, then claimed and processed in batches by
+the citizens tasks; purged after ``RETENTION``."""
 
 from __future__ import annotations
 
@@ -14,11 +7,9 @@ import contextlib
 import datetime as dt
 import logging
 import time
-import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs
 
 from django.conf import settings
 from django.core.cache import cache
@@ -26,21 +17,23 @@ from django.db import connection, transaction
 from django.db.models import Func, JSONField, Q
 from django.utils import timezone
 
-from .. import citizen_defaults
-from ..content import Problem, check_messages
-from ..line.gateway import get_gateway
-from ..models import (
-    AutoReplyRule,
+from ... import citizen_defaults
+from ...line.gateway import get_gateway
+from ...models import (
     Category,
-    Follower,
-    PublicNotice,
     StandardReply,
-    User,
     WebhookEvent,
 )
-from . import enqueue, replies
-from .audit import audit_record
-from .errors import BroadcastInvalid
+from .. import enqueue, replies
+from .followers import (
+    follower_ensure,
+    follower_follow,
+    follower_unfollow,
+    followers_follow,
+    postback_handle,
+    subscription_menu_messages,
+)
+from .responses import auto_reply_messages, normalize, standard_reply_messages
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +43,6 @@ STALE_CLAIM = dt.timedelta(minutes=5)
 PENDING_GRACE = dt.timedelta(seconds=30)
 #: processed events are kept this long for troubleshooting, then deleted
 RETENTION = dt.timedelta(days=30)
-QUICK_REPLY_MAX = 13
-
-
-# --- webhook events ---------------------------------------------------------------------------
 
 
 def _sanitize(event: dict[str, Any]) -> dict[str, Any]:
@@ -445,290 +434,3 @@ def _handle(event: WebhookEvent, reads: _BatchReads) -> list[dict[str, Any]]:
         return postback_handle(line_user_id=user_id, data=data, at=at)
     logger.info("webhook event type %r acknowledged and ignored", kind)
     return []
-
-
-# --- followers and 受信設定 -------------------------------------------------------------------
-
-
-def follower_follow(
-    *, line_user_id: str, at: dt.datetime | None = None, category_ids: list[int] | None = None
-) -> Follower:
-    """A citizen added the account (or unblocked it): see ``followers_follow``."""
-    follows = {line_user_id: at or timezone.now()}
-    return followers_follow(follows=follows, category_ids=category_ids)[line_user_id]
-
-
-@transaction.atomic(savepoint=False)
-def followers_follow(
-    *, follows: dict[str, dt.datetime], category_ids: list[int] | None = None
-) -> dict[str, Follower]:
-    """Citizens added the account (or unblocked it), each at its own time. New followers get
-    every category (``category_ids``: all of them, if the caller has read them already); a
-    returning follower keeps the choices they made before. Many at once cost a few
-    statements, not a few per citizen (a burst of follow events).
-
-    Inside a caller's transaction this adds no savepoint (a webhook batch is one transaction):
-    if another transaction creates one of these followers meanwhile, the unique index fails
-    the caller's transaction, and a webhook batch is then done again event by event, finding
-    the row."""
-    followers = {
-        f.line_user_id: f
-        for f in Follower.objects.select_for_update().filter(line_user_id__in=list(follows))
-    }
-    for line_user_id, follower in followers.items():
-        at = follows[line_user_id]
-        if follower.unfollowed_at is None or follower.unfollowed_at <= at:
-            follower.followed_at = at
-            follower.unfollowed_at = None
-            follower.save(update_fields=["followed_at", "unfollowed_at"])
-    new = [
-        Follower(line_user_id=u, followed_at=at) for u, at in follows.items() if u not in followers
-    ]
-    if new:
-        created = Follower.objects.bulk_create(new)
-        if any(f.pk is None for f in created):  # a database that does not return new ids
-            created = list(Follower.objects.filter(line_user_id__in=[f.line_user_id for f in new]))
-        if category_ids is None:
-            category_ids = list(Category.objects.values_list("pk", flat=True))
-        through = Follower.categories.through
-        through.objects.bulk_create(
-            [through(follower_id=f.pk, category_id=pk) for f in created for pk in category_ids]
-        )
-        followers.update((f.line_user_id, f) for f in created)
-    return followers
-
-
-def follower_unfollow(*, line_user_id: str, at: dt.datetime | None = None) -> None:
-    """A citizen blocked the account. Only an unfollow newer than the last follow counts."""
-    at = at or timezone.now()
-    Follower.objects.filter(line_user_id=line_user_id, followed_at__lte=at).update(unfollowed_at=at)
-
-
-def follower_ensure(*, line_user_id: str, at: dt.datetime | None = None) -> Follower:
-    """The follower row for someone who can talk to us (and so is a friend)."""
-    follower = Follower.objects.filter(line_user_id=line_user_id).first()
-    if follower is None or follower.unfollowed_at is not None:
-        follower = follower_follow(line_user_id=line_user_id, at=at)
-    return follower
-
-
-def subscription_set(*, follower: Follower, category_code: str, subscribed: bool) -> bool:
-    """Add or remove one category. False if there is no such category."""
-    category = Category.objects.filter(code=category_code).first()
-    if category is None:
-        return False
-    if subscribed:
-        follower.categories.add(category)
-    else:
-        follower.categories.remove(category)
-    return True
-
-
-def subscription_set_all(*, follower: Follower, subscribed: bool) -> None:
-    follower.categories.set(Category.objects.all() if subscribed else [])
-
-
-def postback_handle(
-    *, line_user_id: str, data: str, at: dt.datetime | None = None
-) -> list[dict[str, Any]]:
-    """Postbacks from the rich menu and the 受信設定 quick replies. Returns the reply."""
-    params = {k: v[0] for k, v in parse_qs(data, keep_blank_values=True).items()}
-    action = params.get("action", "")
-    if action not in {
-        "show_subscriptions",
-        "subscribe",
-        "unsubscribe",
-        "subscribe_all",
-        "unsubscribe_all",
-    }:
-        logger.info("unknown postback ignored")
-        return []
-    follower = follower_ensure(line_user_id=line_user_id, at=at)
-    notice = ""
-    if action in ("subscribe", "unsubscribe"):
-        code = params.get("category", "")
-        subscribed = action == "subscribe"
-        if subscription_set(follower=follower, category_code=code, subscribed=subscribed):
-            label = Category.objects.get(code=code).label
-            notice = f"「{label}」を{'受け取る' if subscribed else '受け取らない'}設定にしました。"
-        else:
-            notice = "そのカテゴリは見つかりませんでした。"
-    elif action in ("subscribe_all", "unsubscribe_all"):
-        subscribed = action == "subscribe_all"
-        subscription_set_all(follower=follower, subscribed=subscribed)
-        notice = (
-            "すべてのカテゴリを受け取る設定にしました。"
-            if subscribed
-            else "すべてのカテゴリを受け取らない設定にしました。"
-        )
-    return subscription_menu_messages(follower, notice=notice)
-
-
-def subscription_menu_messages(follower: Follower, *, notice: str = "") -> list[dict[str, Any]]:
-    """The citizen's current choices and a quick-reply menu to change them."""
-    chosen = set(follower.categories.values_list("pk", flat=True))
-    categories = list(Category.objects.all())
-    lines = [notice] if notice else []
-    lines.append("【受信設定】現在の設定です（✅ 受け取る／－ 受け取らない）")
-    lines += [f"{'✅' if c.pk in chosen else '－'} {c.label}" for c in categories]
-    lines.append("下のボタンで変更できます。")
-    items = []
-    for c in categories:
-        on = c.pk in chosen
-        items.append(
-            _postback_item(
-                label=f"{'停止' if on else '受信'}：{c.label}"[:20],
-                data=f"action={'unsubscribe' if on else 'subscribe'}&category={c.code}",
-                display=f"「{c.label}」を{'受け取らない' if on else '受け取る'}",
-            )
-        )
-    items.append(_postback_item("すべて受け取る", "action=subscribe_all", "すべて受け取る"))
-    items.append(_postback_item("すべて停止", "action=unsubscribe_all", "すべて受け取らない"))
-    return [{"type": "text", "text": "\n".join(lines), "quickReply": {"items": items[:13]}}]
-
-
-def _postback_item(label: str, data: str, display: str) -> dict[str, Any]:
-    return {
-        "type": "action",
-        "action": {"type": "postback", "label": label, "data": data, "displayText": display},
-    }
-
-
-# --- automatic responses --------------------------------------------------------------------
-
-
-def normalize(text: str) -> str:
-    """Full-width/half-width and case differences do not matter when matching keywords."""
-    return unicodedata.normalize("NFKC", text or "").casefold().strip()
-
-
-def auto_reply_rule_select(*, text: str, now: dt.datetime | None = None) -> AutoReplyRule | None:
-    """The first active rule (by priority) whose keyword matches ``text``."""
-    now = now or timezone.now()
-    wanted = normalize(text)
-    if not wanted:
-        return None
-    rules = AutoReplyRule.objects.filter(
-        Q(active_from__isnull=True) | Q(active_from__lte=now),
-        Q(active_until__isnull=True) | Q(active_until__gt=now),
-        is_active=True,
-    ).order_by("priority", "id")
-    for rule in rules:
-        for keyword in (normalize(k) for k in rule.keyword_list()):
-            if not keyword:
-                continue
-            if rule.match_type == AutoReplyRule.MatchType.EXACT and wanted == keyword:
-                return rule
-            if rule.match_type == AutoReplyRule.MatchType.CONTAINS and keyword in wanted:
-                return rule
-    return None
-
-
-def auto_reply_messages(*, text: str, now: dt.datetime | None = None) -> list[dict[str, Any]]:
-    rule = auto_reply_rule_select(text=text, now=now)
-    if rule is not None:
-        return list(rule.messages)
-    return standard_reply_messages(StandardReply.Kind.DEFAULT)
-
-
-def standard_reply_messages(kind: str) -> list[dict[str, Any]]:
-    reply = StandardReply.objects.filter(kind=kind).first()
-    if reply is not None and reply.messages:
-        return list(reply.messages)
-    body = (
-        citizen_defaults.GREETING_TEXT
-        if kind == StandardReply.Kind.GREETING
-        else citizen_defaults.DEFAULT_REPLY_TEXT
-    )
-    return [citizen_defaults.text(body)]
-
-
-def reply_messages_check(messages: Any) -> list[Problem]:
-    """The broadcast builder's checks, for automatic responses (reply API: 5 messages)."""
-    return check_messages(messages)
-
-
-def _rule_data(rule: AutoReplyRule) -> dict[str, Any]:
-    return {
-        "name": rule.name,
-        "match_type": rule.match_type,
-        "keywords": rule.keyword_list(),
-        "priority": rule.priority,
-        "active_from": rule.active_from.isoformat() if rule.active_from else None,
-        "active_until": rule.active_until.isoformat() if rule.active_until else None,
-        "is_active": rule.is_active,
-        "messages": rule.messages,
-    }
-
-
-@transaction.atomic
-def auto_reply_rule_save(*, rule: AutoReplyRule, actor: User) -> AutoReplyRule:
-    problems = reply_messages_check(rule.messages)
-    if problems:
-        raise BroadcastInvalid(problems)
-    created = rule.pk is None
-    before = (
-        None if created else _rule_data(AutoReplyRule.objects.select_for_update().get(pk=rule.pk))
-    )
-    rule.save()
-    audit_record(
-        verb="auto_reply_rule_created" if created else "auto_reply_rule_changed",
-        actor=actor,
-        data={"id": rule.pk, "before": before, "after": _rule_data(rule)},
-    )
-    return rule
-
-
-@transaction.atomic
-def auto_reply_rule_delete(*, rule: AutoReplyRule, actor: User) -> None:
-    data = {"id": rule.pk, "before": _rule_data(rule)}
-    rule.delete()
-    audit_record(verb="auto_reply_rule_deleted", actor=actor, data=data)
-
-
-@transaction.atomic
-def standard_reply_save(*, reply: StandardReply, actor: User) -> StandardReply:
-    problems = reply_messages_check(reply.messages)
-    if problems:
-        raise BroadcastInvalid(problems)
-    before = StandardReply.objects.filter(pk=reply.pk).values_list("messages", flat=True).first()
-    reply.save()
-    audit_record(
-        verb="standard_reply_changed",
-        actor=actor,
-        data={"kind": reply.kind, "before": before, "after": reply.messages},
-    )
-    return reply
-
-
-# --- public notices ---------------------------------------------------------------------------
-
-
-def _notice_data(notice: PublicNotice) -> dict[str, Any]:
-    return {"title": notice.title, "body": notice.body, "is_published": notice.is_published}
-
-
-@transaction.atomic
-def public_notice_save(*, notice: PublicNotice, actor: User) -> PublicNotice:
-    """Save a notice; publishing stamps ``published_at`` (shown on the public page)."""
-    previous = PublicNotice.objects.filter(pk=notice.pk).first() if notice.pk else None
-    if notice.is_published and (previous is None or not previous.is_published):
-        notice.published_at = timezone.now()
-    notice.save()
-    audit_record(
-        verb="public_notice_saved",
-        actor=actor,
-        data={
-            "id": notice.pk,
-            "before": _notice_data(previous) if previous else None,
-            "after": _notice_data(notice),
-        },
-    )
-    return notice
-
-
-@transaction.atomic
-def public_notice_delete(*, notice: PublicNotice, actor: User) -> None:
-    data = {"id": notice.pk, "before": _notice_data(notice)}
-    notice.delete()
-    audit_record(verb="public_notice_deleted", actor=actor, data=data)

@@ -1,0 +1,129 @@
+"""How a send ends: sent, stopped (要対応 or failed), or released to retry later."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+
+from ...models import Broadcast, Delivery
+from ..audit import audit_record
+from ..lifecycle import transition
+
+logger = logging.getLogger(__name__)
+
+
+S = Broadcast.Status
+D = Delivery.Status
+RETRY_LATER_SECONDS = 30
+
+
+def _stop(
+    broadcast: Broadcast, action: str, message: str, data: dict[str, Any] | None = None
+) -> None:
+    broadcast.last_error = message
+    broadcast.lease_owner = ""
+    broadcast.lease_expires_at = None
+    transition(
+        broadcast,
+        action,
+        actor=None,
+        comment=message,
+        data=data,
+        fields=["last_error", "lease_owner", "lease_expires_at"],
+    )
+
+
+@dataclass
+class SendOutcome:
+    status: str
+    detail: str = ""
+
+
+@transaction.atomic
+def _finish(
+    broadcast_id: int,
+    stop: tuple[str, str] | None,
+    last_error: str,
+    owner: str,
+    now: dt.datetime,
+) -> SendOutcome:
+    broadcast = Broadcast.objects.select_for_update().get(pk=broadcast_id)
+    if broadcast.status != S.SENDING:
+        return SendOutcome(broadcast.status)
+    if broadcast.lease_owner != owner:
+        # Another run took the send over (this one was presumed dead): it decides.
+        return SendOutcome("skipped", f"leased by {broadcast.lease_owner or 'nobody'}")
+    counts = {row["status"]: row["n"] for row in _delivery_counts(broadcast)}
+    accepted = counts.get(D.ACCEPTED, 0)
+    summary = {
+        "accepted": accepted,
+        "total": broadcast.deliveries_total,
+        "request_ids": list(
+            broadcast.deliveries.filter(status=D.ACCEPTED)
+            .order_by("seq")
+            .values_list("request_id", flat=True)[:20]
+        ),
+    }
+    if stop is not None:
+        action, message = stop
+        logger.warning("broadcast %s stopped (%s): %s", broadcast.pk, action, message)
+        _stop(
+            broadcast,
+            action,
+            f"{message}（{accepted}/{broadcast.deliveries_total} 件送信済み）",
+            summary,
+        )
+        return SendOutcome(action, message)
+    if accepted == broadcast.deliveries_total:
+        broadcast.sent_at = now
+        broadcast.lease_owner = ""
+        broadcast.lease_expires_at = None
+        broadcast.last_error = ""
+        transition(
+            broadcast,
+            "complete",
+            actor=None,
+            data=summary,
+            fields=["sent_at", "lease_owner", "lease_expires_at", "last_error"],
+        )
+        logger.info(
+            "broadcast %s sent: %s requests, %s recipients",
+            broadcast.pk,
+            accepted,
+            broadcast.recipient_count,
+        )
+        return SendOutcome("sent")
+    # Temporary failures left: release the lease so the dispatcher retries soon.
+    message = f"一時的なエラーのため再試行します: {last_error}"
+    _release_for_retry(broadcast, message, now, summary)
+    return SendOutcome("retry_later", last_error)
+
+
+def _release_for_retry(
+    broadcast: Broadcast, message: str, now: dt.datetime, summary: dict[str, Any]
+) -> None:
+    """Let go of the (locked) send; the dispatcher hands it to a new run when the lease
+    lapses, RETRY_LATER_SECONDS from ``now``."""
+    broadcast.lease_owner = ""
+    broadcast.lease_expires_at = now + dt.timedelta(seconds=RETRY_LATER_SECONDS)
+    broadcast.last_error = message
+    broadcast.save(update_fields=["lease_owner", "lease_expires_at", "last_error", "updated_at"])
+    audit_record(
+        verb="send_retry_later",
+        actor=None,
+        broadcast=broadcast,
+        from_status=S.SENDING,
+        to_status=S.SENDING,
+        comment=broadcast.last_error,
+        data=summary,
+    )
+
+
+def _delivery_counts(broadcast: Broadcast) -> Any:
+    from django.db.models import Count
+
+    return broadcast.deliveries.values("status").annotate(n=Count("id")).order_by()

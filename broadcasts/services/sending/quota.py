@@ -1,0 +1,116 @@
+"""The month's message quota, reserved by each send before its first request."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.db import transaction
+
+from ...line.errors import (
+    LineError,
+)
+from ...line.gateway import LineGateway, Quota
+from ...models import Broadcast, Delivery
+from .finish import RETRY_LATER_SECONDS
+
+logger = logging.getLogger(__name__)
+
+S = Broadcast.Status
+D = Delivery.Status
+
+
+def _quota(gateway: LineGateway) -> Quota:
+    """The month's quota and consumption, read fresh for each send that starts: a reading
+    shared for a few seconds let two sends starting together count the same messages."""
+    return gateway.quota()
+
+
+QUOTA_SETTLE = dt.timedelta(seconds=60)
+
+
+def _pending_messages(broadcast_ids: list[int], totals: dict[int, int]) -> int:
+    """Messages the given sends have reserved but LINE has not yet accepted (and so not yet
+    counted in its consumption): pending multicast recipients, or the whole estimate of a
+    broadcast-API send not yet accepted."""
+    from django.db.models import Sum
+
+    pending = 0
+    rows = (
+        Delivery.objects.filter(broadcast_id__in=broadcast_ids, status=D.PENDING)
+        .values("broadcast_id", "kind")
+        .annotate(n=Sum("recipient_count"))
+    )
+    for row in rows:
+        if row["kind"] == Delivery.Kind.BROADCAST:
+            pending += totals.get(row["broadcast_id"], 0)
+        else:
+            pending += row["n"] or 0
+    return pending
+
+
+def _reserve_quota(
+    broadcast: Broadcast, gateway: LineGateway, now: dt.datetime
+) -> tuple[str, str] | None:
+    """Before the first request, reserve this send's messages against the month's quota.
+
+    Reservations are serialised by locking every send in progress, so two sends starting
+    together cannot both count the same remaining messages (on the first pass both passed a
+    shared reading and both hit LINE's monthly limit half-way). What other reserved sends have
+    not yet used, and what sends finished in the last minute (LINE's count may lag), is taken
+    off the remainder. Returns ``None`` (go), ``("retry_later", why)`` or
+    ``("needs_attention", why)``.
+
+    When the quota cannot be read: ordinary sends wait and retry; emergencies go (an
+    emergency is never held back by a statistics endpoint; LINE itself refuses a send over
+    the limit, which stops it as 要対応)."""
+    if (
+        broadcast.quota_reserved_at is not None
+        or broadcast.deliveries.filter(status=D.ACCEPTED).exists()
+    ):
+        return None
+    try:
+        quota = _quota(gateway)
+    except LineError as exc:
+        logger.warning("quota check failed for broadcast %s: %s", broadcast.pk, exc.describe())
+        if broadcast.is_emergency:
+            return None
+        return (
+            "retry_later",
+            f"LINE の今月の配信可能数を確認できないため、{RETRY_LATER_SECONDS}秒後に再試行します"
+            f"（{exc.describe()}）。",
+        )
+    with transaction.atomic():
+        in_progress = list(
+            Broadcast.objects.select_for_update()
+            .filter(status=S.SENDING)
+            .order_by("pk")
+            .values_list("pk", "quota_reserved_at", "recipient_count")
+        )
+        if quota.type == "limited" and quota.remaining is not None:
+            totals = {pk: count or 0 for pk, _, count in in_progress}
+            others = [pk for pk, reserved, _ in in_progress if reserved and pk != broadcast.pk]
+            settling = list(
+                Broadcast.objects.filter(status=S.SENT, sent_at__gte=now - QUOTA_SETTLE)
+                .exclude(pk=broadcast.pk)
+                .values_list("pk", "recipient_count")
+            )
+            reserved = _pending_messages(others, totals) + sum(c or 0 for _, c in settling)
+            needed = _pending_messages(
+                [broadcast.pk], {broadcast.pk: broadcast.recipient_count or 0}
+            )
+            if needed > quota.remaining:
+                return (
+                    "needs_attention",
+                    f"今月の配信可能数が足りません（残り {quota.remaining:,} 通、必要 {needed:,} 通）。",
+                )
+            if needed > quota.remaining - reserved and not broadcast.is_emergency:
+                return (
+                    "retry_later",
+                    f"ほかの配信が今月の配信可能数を使用中のため待機しています（残り "
+                    f"{quota.remaining:,} 通のうち {reserved:,} 通を使用予定、必要 {needed:,} 通）。"
+                    f"{RETRY_LATER_SECONDS}秒後に再確認します。",
+                )
+        Broadcast.objects.filter(pk=broadcast.pk).update(quota_reserved_at=now)
+        broadcast.quota_reserved_at = now
+    return None

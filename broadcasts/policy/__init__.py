@@ -54,3 +54,26 @@ def policy_sections() -> tuple[Section, ...]:
         elif sections:
             sections[-1].paragraphs.append(line)
     return tuple(sections)
+
+
+#: Policy 4(1): the information the account sends, by category code — its letter and the
+#: policy's full wording (shown where staff choose categories; short labels elsewhere).
+CATEGORY_WORDING: dict[str, tuple[str, str]] = {
+    "disaster_crime": ("ア", "防災・防犯に関する情報"),
+    "fire": ("イ", "火災情報に関する情報"),
+    "events": ("ウ", "柏市や千葉県等のイベントに関する情報"),
+    "childcare_education": ("エ", "子育てや教育に関する情報"),
+    "health_welfare": ("オ", "健康、福祉、医療などに関する情報"),
+    "tourism_pr": ("カ", "柏市の魅力や観光などのPR情報"),
+    "municipal": ("キ", "市政に関する情報"),
+    "koho_kashiwa": ("ク", "広報かしわ発行に関する情報"),
+    "emergency": ("ケ", "自然災害や緊急事象発生時など市民生活に特に影響を与える緊急情報"),
+    "survey": ("コ", "アンケート等への協力依頼"),
+    "other": ("サ", "その他、市民へ周知する必要性が高い情報として、市が必要と認める情報"),
+}
+
+
+def category_wording(code: str) -> tuple[str, str]:
+    """``(letter, wording)`` of a category under policy 4(1); ``("", "")`` for a category the
+    policy does not list (an admin may add one)."""
+    return CATEGORY_WORDING.get(code, ("", ""))

@@ -108,3 +108,22 @@ def role_names(user: User | AnonymousUser | None) -> list[str]:
 
 
 register.filter("role_names", role_names)
+
+
+
+@register.filter
+def policy_letter(category: object) -> str:
+    """A category's letter under policy 4(1) (ア … サ), or "" if the policy does not list it."""
+    from broadcasts.policy import category_wording
+
+    return category_wording(str(getattr(category, "code", "")))[0]
+
+
+@register.filter
+def policy_wording(category: object) -> str:
+    """A category's full wording under policy 4(1) (「防災・防犯に関する情報」), for the screens
+    where staff choose categories; its short label where the policy lists none."""
+    from broadcasts.policy import category_wording
+
+    wording = category_wording(str(getattr(category, "code", "")))[1]
+    return wording or str(getattr(category, "label", ""))

@@ -59,7 +59,7 @@ def test_drafter_composes_three_messages_and_a_reviewer_approves(
     page.goto(url(live_server, "broadcasts:create"))
 
     page.fill("#id_title", "子育て応援フェア")
-    page.get_by_text("子育て・教育", exact=True).click()
+    page.get_by_text("子育てや教育に関する情報", exact=True).click()
     text = "子育て応援フェアを開催します👶"
     page.fill("#id_m-0-text", text)
     # Emoji outside the BMP count 2 UTF-16 units, as LINE counts them.

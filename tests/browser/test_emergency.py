@@ -84,7 +84,7 @@ def test_emergency_on_a_sunday_night_needs_a_supervisor_and_a_second_factor(
     login_as(page, live_server, drafter)
     page.goto(url(live_server, "broadcasts:create"))
     page.fill("#id_title", "避難指示（利根川）")
-    page.get_by_text("防災・防犯", exact=True).click()
+    page.get_by_text("防災・防犯に関する情報", exact=True).click()
     page.fill("#id_m-0-text", "【柏市】利根川の水位上昇により、避難指示を発令しました。")
     page.locator("input[name=priority][value=emergency]").check()
     page.fill("#id_emergency_reason", "利根川が氾濫危険水位を超過")

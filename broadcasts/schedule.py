@@ -26,6 +26,15 @@ JST = ZoneInfo("Asia/Tokyo")
 WEEKDAY_KANJI = "月火水木金土日"
 YEAR_END_REASON = "年末年始（12/29〜1/3）"
 EMERGENCY_REASON = "緊急配信のため直ちに送信されます"
+OUT_OF_HOURS_REASON = "時間外配信（市が必要と認める場合）のため直ちに送信されます"
+OUT_OF_HOURS_NOT_GRANTED = (
+    "時間外配信は、承認者が二要素認証のうえこの内容を承認するまで配信時間内にしか送信されません"
+)
+# How recent the approver's second factor must be when they approve (the same five minutes as
+# an emergency approval).
+SECOND_FACTOR_MAX_AGE = timedelta(minutes=5)
+# Clock skew tolerated between the web process that verified the code and the approval.
+_SECOND_FACTOR_SKEW = timedelta(seconds=5)
 
 # How far ahead ``next_window_start`` looks before giving up. Only a calendar whose overrides
 # close every day for a year could exhaust it; that is a data error worth a loud failure.
@@ -118,6 +127,34 @@ class Effective:
     at: datetime
     held: bool
     reason: str
+
+
+@dataclass(frozen=True)
+class OutOfHoursApproval:
+    """A 時間外配信's approval as the window sees it (policy 5(1) 「市が必要と認める場合」).
+
+    The caller reads these from the database; this module only decides. The send may leave the
+    window only if a 承認者 (supervisor, not a writer of the content) approved exactly the
+    current content, having verified their second factor in the five minutes before approving.
+    Anything missing or inconsistent keeps the send inside the window."""
+
+    by_supervisor: bool
+    approved_at: datetime | None
+    second_factor_verified_at: datetime | None
+    approved_hash: str
+    content_hash: str
+
+    def grants(self) -> bool:
+        if not self.by_supervisor or self.approved_at is None:
+            return False
+        if self.second_factor_verified_at is None:
+            return False
+        _require_aware(self.approved_at, "approved_at")
+        _require_aware(self.second_factor_verified_at, "second_factor_verified_at")
+        verified, approved = self.second_factor_verified_at, self.approved_at
+        if not (approved - SECOND_FACTOR_MAX_AGE <= verified <= approved + _SECOND_FACTOR_SKEW):
+            return False
+        return bool(self.approved_hash) and self.approved_hash == self.content_hash
 
 
 @dataclass(frozen=True)
@@ -233,6 +270,7 @@ class Calendar:
         now: datetime,
         emergency: bool,
         estimated_duration: timedelta = timedelta(0),
+        out_of_hours: OutOfHoursApproval | None = None,
     ) -> Effective:
         """When a send requested for ``requested`` (``None`` = as soon as possible) goes out.
 
@@ -241,6 +279,10 @@ class Calendar:
         expected to finish (``estimated_duration``) by that day's window end; otherwise at
         the next window start — held whole, never split across days. A send longer than a
         whole window starts at the next full window's start anyway, and the reason says so.
+
+        A 時間外配信 (``out_of_hours`` given) goes at that instant like an emergency only when
+        its approval ``grants()`` it; otherwise it is an ordinary send and the reason says
+        why it waits.
         """
         _require_aware(now, "now")
         if requested is not None:
@@ -255,6 +297,29 @@ class Calendar:
                 return Effective(at=base, held=False, reason=EMERGENCY_REASON)
             return Effective(
                 at=base, held=False, reason=f"緊急配信のため {format_jst(base)} に送信されます"
+            )
+
+        if out_of_hours is not None:
+            if out_of_hours.grants():
+                if base == now:
+                    return Effective(at=base, held=False, reason=OUT_OF_HOURS_REASON)
+                return Effective(
+                    at=base,
+                    held=False,
+                    reason=f"時間外配信（市が必要と認める場合）のため {format_jst(base)} に送信されます",
+                )
+            ordinary = self.effective_send_time(
+                requested=requested,
+                now=now,
+                emergency=False,
+                estimated_duration=estimated_duration,
+            )
+            if not ordinary.held:
+                return ordinary
+            return Effective(
+                at=ordinary.at,
+                held=True,
+                reason=f"{OUT_OF_HOURS_NOT_GRANTED}（{ordinary.reason}）",
             )
 
         if estimated_duration > self.window_length:

@@ -48,6 +48,10 @@ class Broadcast(models.Model):
 
     class Priority(models.TextChoices):
         NORMAL = "normal", _("通常")
+        # Policy 5(1) 「市が必要と認める場合」: outside the window but not an emergency (a
+        # weekend notice the city deems necessary). A reason, a 承認者 with a fresh second
+        # factor; not red, not on the emergency queue (issue 13 item 5).
+        OUT_OF_HOURS = "out_of_hours", _("時間外配信")
         EMERGENCY = "emergency", _("緊急")
 
     class Kind(models.TextChoices):
@@ -69,6 +73,7 @@ class Broadcast(models.Model):
         _("優先度"), max_length=20, choices=Priority.choices, default=Priority.NORMAL
     )
     emergency_reason = models.TextField(_("緊急配信の理由"), blank=True)
+    out_of_hours_reason = models.TextField(_("時間外配信の理由"), blank=True)
     kind = models.CharField(_("種別"), max_length=20, choices=Kind.choices, default=Kind.LIVE)
     parent = models.ForeignKey(
         "self",
@@ -104,6 +109,11 @@ class Broadcast(models.Model):
     )
     approved_at = models.DateTimeField(_("承認日時"), null=True, blank=True)
     approved_hash = models.CharField(_("承認時の内容ハッシュ"), max_length=64, blank=True)
+    # When the approver last verified their second factor before approving (emergencies and
+    # 時間外配信); schedule.OutOfHoursApproval checks it is within five minutes of approved_at.
+    approval_second_factor_at = models.DateTimeField(
+        _("承認時の二要素認証日時"), null=True, blank=True
+    )
     # When the dispatcher may claim it: the effective send time computed by schedule.py.
     scheduled_for = models.DateTimeField(_("配信予定日時"), null=True, blank=True)
     hold_reason = models.CharField(_("保留の理由"), max_length=200, blank=True)
@@ -156,6 +166,10 @@ class Broadcast(models.Model):
                 condition=~Q(priority="emergency") | ~Q(emergency_reason=""),
                 name="broadcast_emergency_has_reason",
             ),
+            models.CheckConstraint(
+                condition=~Q(priority="out_of_hours") | ~Q(out_of_hours_reason=""),
+                name="broadcast_out_of_hours_has_reason",
+            ),
             # A drill can only ever reach staff test recipients.
             models.CheckConstraint(
                 condition=~Q(kind="drill") | Q(audience="staff_test"),
@@ -169,6 +183,16 @@ class Broadcast(models.Model):
     @property
     def is_emergency(self) -> bool:
         return self.priority == self.Priority.EMERGENCY
+
+    @property
+    def is_out_of_hours(self) -> bool:
+        """A 時間外配信 (policy 5(1) 「市が必要と認める場合」): not an emergency."""
+        return self.priority == self.Priority.OUT_OF_HOURS
+
+    @property
+    def needs_supervisor(self) -> bool:
+        """Emergencies, drills and 時間外配信 are approved by a 承認者 with a second factor."""
+        return self.priority in (self.Priority.EMERGENCY, self.Priority.OUT_OF_HOURS)
 
     @property
     def is_drill(self) -> bool:

@@ -467,3 +467,112 @@ def test_from_settings_fails_loudly_on_a_bad_window(settings, start, end):
     settings.SEND_WINDOW_END = end
     with pytest.raises(ImproperlyConfigured):
         Calendar.from_settings()
+
+
+# --- 時間外配信 (policy 5(1) 「市が必要と認める場合」, issue 13 item 5) -----------------------------
+
+SATURDAY_NIGHT = datetime(2026, 11, 28, 22, 0, tzinfo=JST)
+MONDAY_OPEN = datetime(2026, 11, 30, 8, 30, tzinfo=JST)
+HASH = "a" * 64
+
+
+def grant(**overrides) -> schedule.OutOfHoursApproval:
+    """A valid approval: a supervisor, second factor two minutes before approving, this content."""
+    fields = {
+        "by_supervisor": True,
+        "approved_at": SATURDAY_NIGHT,
+        "second_factor_verified_at": SATURDAY_NIGHT - timedelta(minutes=2),
+        "approved_hash": HASH,
+        "content_hash": HASH,
+    }
+    fields.update(overrides)
+    return schedule.OutOfHoursApproval(**fields)
+
+
+def out_of_hours_at(now: datetime, approval, requested: datetime | None = None) -> Effective:
+    return CAL.effective_send_time(
+        requested=requested, now=now, emergency=False, out_of_hours=approval
+    )
+
+
+def test_an_approved_out_of_hours_send_goes_at_once_on_a_saturday_night():
+    effective = out_of_hours_at(SATURDAY_NIGHT, grant())
+    assert effective.at == SATURDAY_NIGHT
+    assert not effective.held
+    assert "時間外配信" in effective.reason
+
+
+def test_an_approved_out_of_hours_send_keeps_its_requested_time():
+    requested = SATURDAY_NIGHT + timedelta(hours=11)  # Sunday 9:00
+    effective = out_of_hours_at(SATURDAY_NIGHT, grant(), requested)
+    assert effective.at == requested
+    assert not effective.held
+
+
+@pytest.mark.parametrize(
+    ("attack", "overrides"),
+    [
+        ("a reviewer without the 承認者 role approved", {"by_supervisor": False}),
+        ("nobody approved", {"approved_at": None, "approved_hash": ""}),
+        ("no second factor", {"second_factor_verified_at": None}),
+        (
+            "a second factor six minutes old",
+            {"second_factor_verified_at": SATURDAY_NIGHT - timedelta(minutes=6)},
+        ),
+        (
+            "a second factor dated after the approval",
+            {"second_factor_verified_at": SATURDAY_NIGHT + timedelta(minutes=1)},
+        ),
+        ("edited after approval", {"content_hash": "b" * 64}),
+        ("an approval bound to no content", {"approved_hash": "", "content_hash": ""}),
+    ],
+)
+def test_an_out_of_hours_send_without_a_valid_approval_never_leaves_the_window(attack, overrides):
+    effective = out_of_hours_at(SATURDAY_NIGHT, grant(**overrides))
+    assert effective.at == MONDAY_OPEN, attack
+    assert effective.held
+    assert "承認者が二要素認証" in effective.reason
+
+
+def test_the_window_holds_every_unapproved_out_of_hours_instant_of_a_week():
+    """Every quarter hour of a week, with each part of the approval missing in turn: the send
+    time always falls inside a window."""
+    broken = [
+        grant(by_supervisor=False),
+        grant(second_factor_verified_at=None),
+        grant(content_hash="c" * 64),
+    ]
+    t = datetime(2026, 11, 23, 0, 7, tzinfo=JST)
+    while t < datetime(2026, 11, 30, 0, 0, tzinfo=JST):
+        for approval in broken:
+            approval = schedule.OutOfHoursApproval(
+                by_supervisor=approval.by_supervisor,
+                approved_at=t,
+                second_factor_verified_at=(
+                    t - timedelta(minutes=1) if approval.second_factor_verified_at else None
+                ),
+                approved_hash=approval.approved_hash,
+                content_hash=approval.content_hash,
+            )
+            assert CAL.in_window(out_of_hours_at(t, approval).at), t
+        t += timedelta(minutes=15)
+
+
+def test_an_ordinary_send_still_waits_for_the_window():
+    effective = CAL.effective_send_time(requested=None, now=SATURDAY_NIGHT, emergency=False)
+    assert effective.at == MONDAY_OPEN
+
+
+def test_an_unapproved_out_of_hours_send_inside_the_window_goes_as_an_ordinary_one():
+    tuesday = datetime(2026, 12, 1, 10, 0, tzinfo=JST)
+    effective = out_of_hours_at(tuesday, grant(by_supervisor=False, approved_at=tuesday))
+    assert effective.at == tuesday
+    assert not effective.held
+
+
+def test_an_out_of_hours_approval_refuses_naive_times():
+    with pytest.raises(ValueError, match="aware"):
+        grant(
+            approved_at=datetime(2026, 11, 28, 22, 0),  # noqa: DTZ001
+            second_factor_verified_at=datetime(2026, 11, 28, 21, 58),  # noqa: DTZ001
+        ).grants()

@@ -87,7 +87,7 @@ def test_compose_page_renders(client, drafter):
     response = client.get(CREATE)
     assert response.status_code == 200
     html = response.content.decode()
-    assert "子育て・教育" in html
+    assert "エ</span> <span class=\"kw-chip-wording\">子育てや教育に関する情報" in html
     assert 'name="m-0-text"' in html
     assert "kw-message-template" in html
     assert "js/compose.js" in html
@@ -501,7 +501,7 @@ def test_detail_shows_delivery_progress_and_errors_to_staff(client, drafter):
     )
     client.force_login(drafter)
     html = client.get(reverse("broadcasts:detail", args=[broadcast.pk])).content.decode()
-    assert "3 / 4 リクエスト受付済み（75%）" in html
+    assert "3 / 4 回分の送信を LINE が受け付けました（75%）" in html
     assert "You have reached your monthly limit." in html
 
 

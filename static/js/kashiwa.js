@@ -3,6 +3,8 @@
  *
  * - Forms or buttons with data-kw-confirm="…" ask for confirmation before submitting
  *   (destructive and emergency actions).
+ * - <details data-kw-fold-wide> (a list's filters) is folded on a phone and opened on a wider
+ *   screen, where there is room for it.
  */
 (function () {
   "use strict";
@@ -16,4 +18,10 @@
       event.preventDefault();
     }
   });
+
+  if (window.matchMedia && window.matchMedia("(min-width: 768px)").matches) {
+    document.querySelectorAll("details[data-kw-fold-wide]").forEach(function (details) {
+      details.open = true;
+    });
+  }
 })();

@@ -298,6 +298,36 @@
 
   var TIMING_FIELDS = ["timing", "requested_at", "priority", "audience", "categories"];
 
+  // --- the 緊急情報 category and the priority agree on screen ---------------------------------
+  // Choosing a category that is an emergency by default (緊急情報) switches the priority to
+  // 緊急, as the server will; unticking it puts back 通常 if this script chose 緊急.
+  var autoEmergency = false;
+  var priorityNote = form.querySelector("[data-kw-priority-note]");
+
+  function priorityInput(value) {
+    return form.querySelector('input[name="priority"][value="' + value + '"]');
+  }
+
+  function syncPriority() {
+    var emergencyCategory = form.querySelector('input[name="categories"][data-emergency="1"]:checked');
+    var emergency = priorityInput("emergency");
+    var normal = priorityInput("normal");
+    if (!emergency || emergency.type !== "radio") return;
+    if (emergencyCategory && !emergency.checked) {
+      emergency.checked = true;
+      autoEmergency = true;
+      if (priorityNote) {
+        priorityNote.textContent = "「緊急情報」カテゴリを選んだため、優先度を「緊急」にしました。緊急配信の理由を入力してください。";
+      }
+    } else if (!emergencyCategory && autoEmergency && emergency.checked && normal) {
+      normal.checked = true;
+      autoEmergency = false;
+      if (priorityNote) priorityNote.textContent = "優先度を「通常」に戻しました。";
+    }
+    emergency.disabled = false;
+    if (normal) normal.disabled = Boolean(emergencyCategory);
+  }
+
   form.addEventListener("input", function (event) {
     var name = event.target.name || "";
     if (name.indexOf(PREFIX + "-") === 0) refresh();
@@ -306,6 +336,8 @@
   form.addEventListener("change", function (event) {
     var name = event.target.name || "";
     if (name.indexOf(PREFIX + "-") === 0) refresh();
+    if (name === "categories") syncPriority();
+    if (name === "priority") autoEmergency = false;
     if (TIMING_FIELDS.indexOf(name) !== -1) {
       if (name === "requested_at" && event.target.value) {
         var at = form.querySelector('input[name="timing"][value="at"]');
@@ -317,6 +349,7 @@
 
   renumber();
   refresh();
+  syncPriority();
   var errors = document.getElementById("kw-form-errors");
   if (errors) errors.focus();
 })();

@@ -224,3 +224,28 @@ def test_a_reviewer_who_rewrites_a_broadcast_cannot_approve_it(
     assert post_approval_behind_the_screen(page, live_server, broadcast) == 403
     broadcast.refresh_from_db()
     assert broadcast.status == Broadcast.Status.PENDING_REVIEW and broadcast.approved_by is None
+
+
+def test_choosing_the_emergency_category_switches_the_priority_on_screen(
+    page, live_server, drafter
+):
+    """Issue 13 item 4: 緊急情報 and the priority agree visibly (the server makes it an
+    emergency anyway; the screen must not say 通常 meanwhile)."""
+    login_as(page, live_server, drafter)
+    page.goto(url(live_server, "broadcasts:create"))
+    normal = page.locator("input[name=priority][value=normal]")
+    emergency = page.locator("input[name=priority][value=emergency]")
+    expect(normal).to_be_checked()
+    page.get_by_text(
+        "自然災害や緊急事象発生時など市民生活に特に影響を与える緊急情報", exact=True
+    ).click()
+    expect(emergency).to_be_checked()
+    expect(normal).to_be_disabled()
+    expect(page.locator("[data-kw-priority-note]")).to_contain_text("優先度を「緊急」にしました")
+    expect(page.locator("#kw-effective")).to_contain_text("緊急配信のため")
+    # Unticking it puts back what the drafter had.
+    page.get_by_text(
+        "自然災害や緊急事象発生時など市民生活に特に影響を与える緊急情報", exact=True
+    ).click()
+    expect(normal).to_be_checked()
+    expect(normal).to_be_enabled()

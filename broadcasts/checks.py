@@ -19,6 +19,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from .content import (
+    CORRECTION_PLACEHOLDER,
     IMAGE_EXTENSIONS,
     MAX_TEXT_UTF16,
     canonical_json,
@@ -68,7 +69,7 @@ def check_line_validate(messages: list[dict[str, Any]], audience: str) -> CheckR
     """LINE's own validate endpoint for the API the audience will use."""
     from .line.gateway import get_gateway
 
-    label = "LINE の検証（validate）"
+    label = "LINE の事前確認"
     endpoint = "broadcast" if audience == Broadcast.Audience.ALL else "multicast"
     try:
         get_gateway().validate(audience=endpoint, messages=messages)
@@ -81,11 +82,11 @@ def check_line_validate(messages: list[dict[str, Any]], audience: str) -> CheckR
         )
     except LineError as exc:
         return CheckResult(ERROR, label, f"LINE が受け付けません: {exc.describe()}")
-    except Exception as exc:  # the checklist must never take the page down
+    except Exception:  # the checklist must never take the page down
         return CheckResult(
-            WARN, label, f"LINE の検証を実行できませんでした（{type(exc).__name__}）。"
+            WARN, label, "LINE の事前確認を実行できませんでした。承認前にもう一度確認してください。"
         )
-    return CheckResult(OK, label, "LINE の検証を通過しました。")
+    return CheckResult(OK, label, "LINE が受け付けられる形式であることを確認しました。")
 
 
 def check_text_lengths(messages: list[dict[str, Any]]) -> CheckResult:
@@ -134,6 +135,26 @@ def check_images(messages: list[dict[str, Any]]) -> CheckResult:
     if bad:
         return CheckResult(ERROR, label, "／".join(bad))
     return CheckResult(OK, label, f"{len(urls)} 件の画像 URL はすべて https の JPEG/PNG です。")
+
+
+def check_placeholder(messages: list[dict[str, Any]]) -> CheckResult | None:
+    """A correction's pre-filled text keeps 「（正しい内容を入力してください）」 until the
+    author writes the correct content: it may never go out (issue 13 item 8). Shown only when
+    the placeholder is there (an ordinary broadcast has nothing to say about it)."""
+    label = "訂正の文面"
+    found = [
+        index
+        for index, message in enumerate(messages, start=1)
+        if any(CORRECTION_PLACEHOLDER in text for text in message_texts([message]))
+    ]
+    if found:
+        where = "、".join(f"メッセージ{i}" for i in found)
+        return CheckResult(
+            ERROR,
+            label,
+            f"{where}に「{CORRECTION_PLACEHOLDER}」が残っています。正しい内容に書き換えてください。",
+        )
+    return None
 
 
 def message_links(messages: list[dict[str, Any]]) -> list[str]:
@@ -288,6 +309,9 @@ def run_checks(
         )
     if validate_with_line and messages and not problems:
         results.append(check_line_validate(messages, audience))
+    placeholder = check_placeholder(messages)
+    if placeholder is not None:
+        results.append(placeholder)
     results += [
         check_text_lengths(messages),
         check_images(messages),

@@ -52,7 +52,7 @@ def run(messages, *, category_codes=("childcare_education",), validate=False, **
 
 def test_line_validate_passes_on_the_sandbox(db, line_sandbox):
     results = run([text_message(), image_message(), card_message()], validate=True)
-    assert results["LINE の検証（validate）"].level == OK
+    assert results["LINE の事前確認"].level == OK
     paths = [r.path for r in line_sandbox.requests()]
     assert "/v2/bot/message/validate/broadcast" in paths
 
@@ -75,7 +75,7 @@ def test_line_refusal_is_an_error_with_lines_message(db, monkeypatch):
             )
 
     monkeypatch.setattr("broadcasts.line.gateway.get_gateway", lambda: Refusing())
-    result = run([text_message()], validate=True)["LINE の検証（validate）"]
+    result = run([text_message()], validate=True)["LINE の事前確認"]
     assert result.level == ERROR
     assert "Length must be between 0 and 5000" in result.detail
     assert "messages[0].text" in result.detail
@@ -87,7 +87,7 @@ def test_line_unreachable_is_a_warning_not_a_crash(db, monkeypatch):
             raise LineTemporaryError("LINE に接続できません: ConnectionRefusedError")
 
     monkeypatch.setattr("broadcasts.line.gateway.get_gateway", lambda: Down())
-    result = run([text_message()], validate=True)["LINE の検証（validate）"]
+    result = run([text_message()], validate=True)["LINE の事前確認"]
     assert result.level == WARN
     assert "LINE に接続できないため確認できませんでした" in result.detail
 
@@ -240,6 +240,6 @@ def test_scheduled_sends_count_towards_fatigue(db):
 def test_broadcast_checks_for_a_stored_broadcast(db, line_sandbox):
     broadcast = BroadcastFactory(messages=[text_message("電話 04-7167-1111")])
     results = by_label(checks.broadcast_checks(broadcast, now=NOW))
-    assert results["LINE の検証（validate）"].level == OK
+    assert results["LINE の事前確認"].level == OK
     assert results["個人情報の可能性（ポリシー10）"].level == WARN
     assert not checks.has_errors(results.values())

@@ -171,7 +171,7 @@ def test_sending_shows_progress_in_words(client, reviewer, line_sandbox, frozen)
     part = section(html, f"sending-{b.pk}")
     assert '<progress class="kw-progress"' in part
     assert 'max="8" value="3"' in part
-    assert "3 / 8 リクエスト受付済み（38%）" in part
+    assert "3 / 8 回分の送信を LINE が受け付けました（38%）" in part
     assert "宛先 3,900 人" in part
 
 

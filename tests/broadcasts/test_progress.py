@@ -35,13 +35,13 @@ def test_detail_polls_while_sending_and_stops_when_sent(client, drafter, reviewe
     b = sending_broadcast(drafter, reviewer, accepted=3, total=8)
     client.force_login(reviewer)
     page = client.get(reverse("broadcasts:detail", args=[b.pk])).content.decode()
-    assert "3 / 8 リクエスト受付済み（38%）" in page
+    assert "3 / 8 回分の送信を LINE が受け付けました（38%）" in page
     assert "宛先 4,000 人" in page
     assert f'hx-get="{reverse("broadcasts:progress", args=[b.pk])}"' in page
 
     Broadcast.objects.filter(pk=b.pk).update(deliveries_accepted=8, status="sent")
     fragment = client.get(reverse("broadcasts:progress", args=[b.pk])).content.decode()
-    assert "8 / 8 リクエスト受付済み（100%）" in fragment
+    assert "8 / 8 回分の送信を LINE が受け付けました（100%）" in fragment
     assert "hx-get" not in fragment  # sent: the fragment stops polling
 
 

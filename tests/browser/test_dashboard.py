@@ -109,7 +109,7 @@ def test_a_broadcast_moves_from_held_to_sending_to_sent_without_a_reload(
     assert broadcast.pk in services.broadcasts_dispatch_due(now=LATER).claimed
     sending = page.locator(f"[data-testid=sending-{broadcast.pk}]")
     expect(sending).to_contain_text("子育てひろばのお知らせ", timeout=POLL_TIMEOUT_MS)
-    expect(sending).to_contain_text("リクエスト受付済み")
+    expect(sending).to_contain_text("回分の送信を LINE が受け付けました")
     expect(sending.locator("progress")).to_have_count(1)
     expect(held).not_to_contain_text("子育てひろばのお知らせ", timeout=POLL_TIMEOUT_MS)
     expect(page.locator("[data-testid=outside-window]")).to_have_count(0, timeout=40_000)

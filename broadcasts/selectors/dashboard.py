@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, F, Q, QuerySet, Window
+from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, When, Window
 from django.db.models.functions import RowNumber, TruncDate
 
 from .. import permissions
@@ -28,6 +28,19 @@ def _day_bounds(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]
         dt.datetime.combine(start, dt.time(0), tzinfo=JST),
         dt.datetime.combine(end + dt.timedelta(days=1), dt.time(0), tzinfo=JST),
     )
+
+
+# Emergencies (and drills, which follow their path) sort first wherever they appear in a
+# section or a short list (issue 13 item 3); then whatever order the list has.
+EMERGENCY_FIRST = Case(
+    When(priority=Broadcast.Priority.EMERGENCY, then=Value(0)),
+    default=Value(1),
+    output_field=IntegerField(),
+)
+
+
+def emergency_first(qs: QuerySet[Broadcast], *order: str) -> QuerySet[Broadcast]:
+    return qs.order_by(EMERGENCY_FIRST, *order)
 
 
 def _rows(qs: QuerySet[Broadcast]) -> QuerySet[Broadcast]:
@@ -50,16 +63,33 @@ def _section(
     qs: QuerySet[Broadcast], order: tuple[str, ...], limit: int = SECTION_LIMIT
 ) -> Section:
     # Always one count, so the number of queries does not depend on the number of rows.
-    return Section(list(_rows(qs.order_by(*order))[:limit]), qs.count())
+    return Section(list(_rows(emergency_first(qs, *order))[:limit]), qs.count())
 
 
 # --- awaiting my action ------------------------------------------------------------------------
 
 
 def review_queue(user: User) -> Section:
-    """Ordinary broadcasts awaiting review, not the user's own (広報担当)."""
-    qs = Broadcast.objects.filter(status=S.PENDING_REVIEW, priority=Broadcast.Priority.NORMAL)
+    """Broadcasts awaiting review that this 広報担当 may act on, not their own: ordinary ones,
+    and 時間外配信 for a 承認者 (emergencies have their own section)."""
+    qs = Broadcast.objects.filter(status=S.PENDING_REVIEW).exclude(
+        priority=Broadcast.Priority.EMERGENCY
+    )
+    if not user.has_perm("broadcasts.approve_emergency_broadcast"):
+        qs = qs.filter(priority=Broadcast.Priority.NORMAL)
     return _section(qs.exclude(author=user), ("submitted_at", "id"))
+
+
+def supervisor_handles(user: User) -> Section:
+    """For a 広報担当 who is not a 承認者: what waits for a 承認者 (emergencies, drills and
+    時間外配信), shown as 「承認者が対応します」, never as theirs to act on."""
+    if user.has_perm("broadcasts.approve_emergency_broadcast"):
+        return Section([], 0)
+    qs = Broadcast.objects.filter(
+        status=S.PENDING_REVIEW,
+        priority__in=[Broadcast.Priority.EMERGENCY, Broadcast.Priority.OUT_OF_HOURS],
+    )
+    return _section(qs, ("submitted_at", "id"))
 
 
 def emergency_approvals(user: User) -> Section:
@@ -145,7 +175,8 @@ def held_sends() -> Section:
 
 
 def sending_now() -> list[Broadcast]:
-    return list(_rows(Broadcast.objects.filter(status=S.SENDING).order_by("sending_started_at")))
+    qs = Broadcast.objects.filter(status=S.SENDING)
+    return list(_rows(emergency_first(qs, "sending_started_at", "id")))
 
 
 def problems(now: dt.datetime) -> Section:
@@ -225,12 +256,17 @@ def followers_latest() -> DailyStats | None:
 # --- statistics --------------------------------------------------------------------------------
 
 
-def sent_between(start: dt.date, end: dt.date) -> QuerySet[Broadcast]:
-    """SENT broadcasts sent on a JST day from ``start`` to ``end``, with their stats."""
+def sent_between(
+    start: dt.date, end: dt.date, *, include_drills: bool = False
+) -> QuerySet[Broadcast]:
+    """SENT broadcasts sent on a JST day from ``start`` to ``end``, with their stats. Drills
+    reach staff only: they count only when asked for (issue 13 item 6)."""
     since, until = _day_bounds(start, end)
+    qs = Broadcast.objects.filter(status=S.SENT, sent_at__gte=since, sent_at__lt=until)
+    if not include_drills:
+        qs = qs.exclude(kind=Broadcast.Kind.DRILL)
     return (
-        Broadcast.objects.filter(status=S.SENT, sent_at__gte=since, sent_at__lt=until)
-        .select_related("author", "division", "stats")
+        qs.select_related("author", "division", "stats")
         .prefetch_related("categories")
         .order_by("sent_at", "id")
     )

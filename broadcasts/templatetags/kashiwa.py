@@ -110,7 +110,6 @@ def role_names(user: User | AnonymousUser | None) -> list[str]:
 register.filter("role_names", role_names)
 
 
-
 @register.filter
 def policy_letter(category: object) -> str:
     """A category's letter under policy 4(1) (ア … サ), or "" if the policy does not list it."""

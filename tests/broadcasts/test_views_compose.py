@@ -87,7 +87,7 @@ def test_compose_page_renders(client, drafter):
     response = client.get(CREATE)
     assert response.status_code == 200
     html = response.content.decode()
-    assert "エ</span> <span class=\"kw-chip-wording\">子育てや教育に関する情報" in html
+    assert 'エ</span> <span class="kw-chip-wording">子育てや教育に関する情報' in html
     assert 'name="m-0-text"' in html
     assert "kw-message-template" in html
     assert "js/compose.js" in html

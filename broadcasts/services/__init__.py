@@ -4,7 +4,11 @@ Import from here: ``from broadcasts.services import broadcast_approve``."""
 
 from .audit import audit_record
 from .calendar import calendar_override_delete, calendar_override_save
-from .emergency import broadcast_create_follow_up, follow_up_text
+from .emergency import (
+    broadcast_create_follow_up,
+    broadcast_follow_up_open_or_create,
+    follow_up_text,
+)
 from .errors import (
     BroadcastInvalid,
     BroadcastPermissionDenied,
@@ -54,6 +58,7 @@ __all__ = [
     "broadcast_claim_now",
     "broadcast_create",
     "broadcast_create_follow_up",
+    "broadcast_follow_up_open_or_create",
     "broadcast_reject",
     "broadcast_send",
     "broadcast_send_test",

@@ -40,6 +40,46 @@ def follow_up_text(original: Broadcast, kind: str) -> str:
     )
 
 
+# A follow-up still being prepared: a second click opens it instead of making another.
+OPEN_STATUSES = (
+    Broadcast.Status.DRAFT,
+    Broadcast.Status.REJECTED,
+    Broadcast.Status.PENDING_REVIEW,
+    Broadcast.Status.SCHEDULED,
+)
+
+
+def open_follow_up(original: Broadcast, kind: str) -> Broadcast | None:
+    """The 訂正 (or 取消) of ``original`` that has not gone out yet, if there is one.
+
+    A drill's follow-ups are drills (kind 訓練), told apart by the 【訂正】/【取消】 title
+    they are created with."""
+    qs = Broadcast.objects.filter(parent=original, status__in=OPEN_STATUSES)
+    if original.is_drill:
+        qs = qs.filter(kind=K.DRILL, title__startswith=f"【{FOLLOW_UP_KINDS[kind]}】")
+    else:
+        qs = qs.filter(kind=kind)
+    return qs.order_by("created_at", "id").first()
+
+
+@transaction.atomic
+def broadcast_follow_up_open_or_create(
+    *, original: Broadcast, actor: User, kind: str
+) -> tuple[Broadcast, bool]:
+    """The open 訂正/取消 of ``original`` if there is one (``created`` False), else a new
+    draft (issue 13 item 8: one correction in preparation, not one per click). The original
+    row is locked, so two clicks at once still make one draft."""
+    if kind not in FOLLOW_UP_KINDS:
+        raise ValueError(f"unknown follow-up kind {kind!r}")
+    original = Broadcast.objects.select_for_update().get(pk=original.pk)
+    if not permissions.can_draft(actor):
+        raise BroadcastPermissionDenied("訂正・取消を作成する権限がありません。")
+    existing = open_follow_up(original, kind)
+    if existing is not None:
+        return existing, False
+    return broadcast_create_follow_up(original=original, actor=actor, kind=kind), True
+
+
 @transaction.atomic
 def broadcast_create_follow_up(*, original: Broadcast, actor: User, kind: str) -> Broadcast:
     """A draft correction or cancellation of a sent broadcast: same audience and

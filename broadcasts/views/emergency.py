@@ -32,7 +32,7 @@ from ..services import (
     StaleApproval,
     broadcast_approve,
     broadcast_cancel,
-    broadcast_create_follow_up,
+    broadcast_follow_up_open_or_create,
     broadcast_withdraw,
     compute_hash,
 )
@@ -250,14 +250,24 @@ def follow_up(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
         raise Http404
     original = _broadcast_or_404(request, pk)
     try:
-        draft = broadcast_create_follow_up(original=original, actor=request.user, kind=kind)
+        draft, created = broadcast_follow_up_open_or_create(
+            original=original, actor=request.user, kind=kind
+        )
     except InvalidTransition as exc:
         messages.error(request, str(exc))
         return redirect("broadcasts:detail", pk=pk)
     label = FOLLOW_UP_KINDS[kind]
-    messages.success(
+    if created:
+        messages.success(
+            request,
+            f"{label}の下書きを作成しました。内容を確認して保存し、承認を申請してください"
+            "（緊急配信として承認者が承認します）。",
+        )
+        return redirect("broadcasts:edit", pk=draft.pk)
+    editable = draft.status in (S.DRAFT, S.REJECTED) and permissions.can_edit(request.user, draft)
+    messages.info(
         request,
-        f"{label}の下書きを作成しました。内容を確認して保存し、承認を申請してください"
-        "（緊急配信として承認者が承認します）。",
+        f"この配信の{label}は作成済みです（{draft.get_status_display()}）。"
+        + ("続きを編集してください。" if editable else "その内容を開きました。"),
     )
-    return redirect("broadcasts:edit", pk=draft.pk)
+    return redirect("broadcasts:edit" if editable else "broadcasts:detail", pk=draft.pk)

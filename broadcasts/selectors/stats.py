@@ -22,15 +22,16 @@ def percent(part: int | None, whole: int | None) -> float | None:
     return round(part * 100 / whole, 1)
 
 
-def sent_between(start: dt.date, end: dt.date) -> Any:
-    return dash.sent_between(start, end)
+def sent_between(start: dt.date, end: dt.date, *, include_drills: bool = False) -> Any:
+    """Sent broadcasts of the range; drills only when asked (issue 13 item 6)."""
+    return dash.sent_between(start, end, include_drills=include_drills)
 
 
-def per_day(start: dt.date, end: dt.date) -> list[dict[str, Any]]:
+def per_day(start: dt.date, end: dt.date, *, include_drills: bool = False) -> list[dict[str, Any]]:
     """Sends and people reached per JST day (one aggregate query, plus DailyStats)."""
     rows = {
         r["day"]: r
-        for r in sent_between(start, end)
+        for r in sent_between(start, end, include_drills=include_drills)
         .order_by()
         .annotate(day=TruncDate("sent_at", tzinfo=JST))
         .values("day")
@@ -60,13 +61,15 @@ def per_day(start: dt.date, end: dt.date) -> list[dict[str, Any]]:
     return out
 
 
-def per_category(start: dt.date, end: dt.date) -> list[dict[str, Any]]:
+def per_category(
+    start: dt.date, end: dt.date, *, include_drills: bool = False
+) -> list[dict[str, Any]]:
     """Sends, people reached and open rate per category: one aggregate over the range's sends
     (from the broadcast side, so only those rows are joined), plus the categories."""
     known = Q(stats__unique_impression__isnull=False)
     totals = {
         r["categories"]: r
-        for r in sent_between(start, end)
+        for r in sent_between(start, end, include_drills=include_drills)
         .order_by()
         .values("categories")
         .annotate(

@@ -79,7 +79,9 @@ def _check(request: HttpRequest) -> None:
 def stats_overview(request: HttpRequest) -> HttpResponse:
     _check(request)
     form, start, end = _range(request)
-    qs = sent_between(start, end)
+    # Drills reach staff only: left out of the totals unless asked for (?drills=1).
+    drills = request.GET.get("drills") == "1"
+    qs = sent_between(start, end, include_drills=drills)
     totals = qs.order_by().aggregate(
         sends=Count("id"),
         delivered=Sum(DELIVERED),
@@ -88,8 +90,8 @@ def stats_overview(request: HttpRequest) -> HttpResponse:
         clicks=Sum("stats__unique_click"),
     )
     page = Paginator(qs.reverse(), PAGE_SIZE).get_page(request.GET.get("page"))
-    days = per_day(start, end)
-    categories = per_category(start, end)
+    days = per_day(start, end, include_drills=drills)
+    categories = per_category(start, end, include_drills=drills)
     chart = {
         "days": {
             "labels": [d["label"] for d in days],
@@ -121,9 +123,23 @@ def stats_overview(request: HttpRequest) -> HttpResponse:
             "categories": categories,
             "chart": chart,
             "querystring": params.urlencode(),
-            "range_query": f"date_from={start.isoformat()}&date_to={end.isoformat()}",
+            "range_query": f"date_from={start.isoformat()}&date_to={end.isoformat()}"
+            + ("&drills=1" if drills else ""),
+            "include_drills": drills,
+            "drills_toggle": _drills_toggle(request, drills),
         },
     )
+
+
+def _drills_toggle(request: HttpRequest, drills: bool) -> str:
+    """The query string that shows (or hides again) drills in the figures."""
+    params = request.GET.copy()
+    params.pop("page", None)
+    if drills:
+        params.pop("drills", None)
+    else:
+        params["drills"] = "1"
+    return params.urlencode()
 
 
 def _row(b: Broadcast) -> dict[str, Any]:
@@ -161,8 +177,8 @@ class _Echo:
         return value
 
 
-def _csv_rows(start: dt.date, end: dt.date) -> Iterator[list[Any]]:
-    qs = sent_between(start, end)
+def _csv_rows(start: dt.date, end: dt.date, *, drills: bool = False) -> Iterator[list[Any]]:
+    qs = sent_between(start, end, include_drills=drills)
     for b in qs.iterator(chunk_size=1000):
         row = _row(b)
         stats = row["stats"]
@@ -208,7 +224,7 @@ def stats_csv(request: HttpRequest) -> Any:
     return csv_response(
         f"kashiwa-line-sends-{start:%Y%m%d}-{end:%Y%m%d}.csv",
         CSV_HEADER,
-        _csv_rows(start, end),
+        _csv_rows(start, end, drills=request.GET.get("drills") == "1"),
     )
 
 

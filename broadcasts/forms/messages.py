@@ -30,7 +30,14 @@ SUGGESTED_ACTION_LABELS = ["申請する", "予約する", "ホームページ",
 
 def _text(values: dict[str, Any], name: str) -> str:
     value = values.get(name)
-    return "" if value is None else str(value).strip()
+    return "" if value is None else normalise_newlines(str(value)).strip()
+
+
+def normalise_newlines(text: str) -> str:
+    """Browsers send a textarea's line breaks as CRLF but count them as one character; LINE
+    shows and counts one too. Stored text has LF only, so the composer's counter, the
+    checklist and LINE agree (issue 13 item 7)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def build_line_message(values: dict[str, Any]) -> dict[str, Any]:
@@ -66,7 +73,7 @@ def build_line_message(values: dict[str, Any]) -> dict[str, Any]:
         alt = _text(values, "card_alt") or title or text
         return {"type": "template", "altText": alt[:400], "template": template}
     text = values.get("text")
-    return {"type": "text", "text": "" if text is None else str(text)}
+    return {"type": "text", "text": "" if text is None else normalise_newlines(str(text))}
 
 
 def initial_from_line(message: dict[str, Any]) -> dict[str, Any]:
@@ -197,7 +204,9 @@ class MessageForm(forms.Form):
 
     @property
     def text_length(self) -> int:
-        return utf16_length(str(self["text"].value() or ""))
+        """What the composer's counter shows: the text as it will be stored (line breaks as
+        one character, like the browser's own count and LINE's)."""
+        return utf16_length(normalise_newlines(str(self["text"].value() or "")))
 
     def to_line(self) -> dict[str, Any]:
         return build_line_message(self.cleaned_data)

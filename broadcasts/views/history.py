@@ -16,41 +16,12 @@ from django.views.decorators.http import require_GET
 
 from ..forms.fields import SafeDateField, SafeIntegerField, SafeModelChoiceField
 from ..models import Broadcast, User
+from ..models.audit import VERB_LABELS, verb_label
 from ..schedule import JST
 from ..selectors import dashboard as dash
-from ..services.lifecycle import ACTION_LABELS
 from .stats import csv_response
 
 PAGE_SIZE = 50
-
-VERB_LABELS: dict[str, str] = {
-    "create": "作成",
-    "edit": "編集",
-    **ACTION_LABELS,
-    "held": "保留（配信時間・上限）",
-    "send_started": "送信開始",
-    "send_resumed": "送信の再開（別ワーカー）",
-    "send_retry_later": "一時的なエラー（再試行）",
-    "test_send": "テスト送信",
-    "follow_up_created": "訂正・取消の作成",
-    "calendar_override_saved": "開庁日の例外の登録",
-    "calendar_override_deleted": "開庁日の例外の削除",
-    "auto_reply_rule_created": "自動応答ルールの作成",
-    "auto_reply_rule_changed": "自動応答ルールの変更",
-    "auto_reply_rule_deleted": "自動応答ルールの削除",
-    "standard_reply_changed": "あいさつ・既定の応答の変更",
-    "public_notice_saved": "公開ページのお知らせの保存",
-    "public_notice_deleted": "公開ページのお知らせの削除",
-    "rich_menu_created": "リッチメニューの作成",
-    "rich_menu_changed": "リッチメニューの変更",
-    "rich_menu_image_set": "リッチメニュー画像の設定",
-    "rich_menu_published": "リッチメニューの公開",
-    "rich_menu_switched": "リッチメニューの切り替え",
-}
-
-
-def verb_label(verb: str) -> str:
-    return VERB_LABELS.get(verb, verb)
 
 
 def status_label(value: str) -> str:

@@ -136,7 +136,13 @@ def otp_verify(request: HttpRequest) -> HttpResponse:
         result = accounts.totp_verify(user=request.user, token=form.cleaned_data["token"])
         if result.device is not None:
             _mark_verified(request, result.device)
-            messages.success(request, gettext("二要素認証を確認しました（5分間有効）。"))
+            messages.success(
+                request,
+                gettext(
+                    "二要素認証を確認しました。緊急配信・時間外配信の承認に使えるのは、"
+                    "この確認から5分間です（ログインは5分で切れません）。"
+                ),
+            )
             return redirect(_next_url(request))
         if result.locked_until is not None:
             form.add_error("token", _throttled_message(result.locked_until))

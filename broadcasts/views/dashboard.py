@@ -78,6 +78,9 @@ def _action(request: HttpRequest, now: dt.datetime, calendar: Calendar) -> dict[
         "roles": roles,
         "review_queue": dash.review_queue(user) if roles.reviewer else None,
         "emergency_approvals": dash.emergency_approvals(user) if roles.supervisor else None,
+        "supervisor_handles": dash.supervisor_handles(user)
+        if roles.reviewer and not roles.supervisor
+        else None,
         "my_drafts": dash.my_drafts(user) if roles.drafter else None,
         "my_pending": dash.my_pending(user) if roles.drafter else None,
     }

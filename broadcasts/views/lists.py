@@ -23,6 +23,7 @@ from .. import permissions, selectors
 from ..forms.lists import BroadcastFilterForm
 from ..models import Broadcast, User
 from ..schedule import JST, format_jst
+from ..selectors import dashboard as dash
 
 S = Broadcast.Status
 PAGE_SIZE = 25
@@ -95,11 +96,27 @@ def broadcasts_for_list(user: User, *, tab: str, filters: dict[str, Any]) -> Que
     if filters.get("date_to"):
         end = datetime.combine(filters["date_to"] + timedelta(days=1), time(0), tzinfo=JST)
         qs = qs.filter(when__lt=end)
-    return (
-        qs.select_related("author", "division", "approved_by")
-        .prefetch_related("categories")
-        .order_by("-when", "-id")
-    )
+    qs = qs.select_related("author", "division", "approved_by").prefetch_related("categories")
+    if tab in EMERGENCY_FIRST_TABS:
+        # Work queues: emergencies first (issue 13 item 3). The long chronological tabs
+        # (all, sent) keep the time order their index serves.
+        return qs.order_by(dash.EMERGENCY_FIRST, "-when", "-id")
+    return qs.order_by("-when", "-id")
+
+
+# Tabs that are work to do, short enough to sort emergencies first.
+EMERGENCY_FIRST_TABS = frozenset({"mine", "review", "scheduled", "held", "failed"})
+
+
+def review_rows(user: User, qs: QuerySet[Broadcast]) -> QuerySet[Broadcast]:
+    """What a 広報担当 may act on: a 広報担当 who is not a 承認者 never has emergencies, drills
+    or 時間外配信 in their queue (they are listed apart as 「承認者が対応します」)."""
+    if user.has_perm("broadcasts.approve_emergency_broadcast"):
+        return qs
+    return qs.exclude(priority__in=SUPERVISOR_PRIORITIES)
+
+
+SUPERVISOR_PRIORITIES = (Broadcast.Priority.EMERGENCY, Broadcast.Priority.OUT_OF_HOURS)
 
 
 def row_send_time(broadcast: Broadcast, calendar: Any, now: datetime) -> tuple[str, str]:
@@ -125,6 +142,11 @@ def _render_list(
     form = BroadcastFilterForm(request.GET or None)
     filters = form.cleaned_data if form.is_valid() else {}
     qs = broadcasts_for_list(request.user, tab=tab, filters=filters)
+    supervisor_handles = None
+    if is_review_queue:
+        qs = review_rows(request.user, qs)
+        if not request.user.has_perm("broadcasts.approve_emergency_broadcast"):
+            supervisor_handles = dash.supervisor_handles(request.user)
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
     now = timezone.now()
     calendar = selectors.calendar_load(now=now)
@@ -146,6 +168,7 @@ def _render_list(
             "page": page,
             "rows": rows,
             "querystring": params.urlencode(),
+            "supervisor_handles": supervisor_handles,
         },
     )
 

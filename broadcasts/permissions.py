@@ -59,10 +59,10 @@ def is_contributor(user: User, broadcast: Broadcast) -> bool:
 
 def can_approve(user: User, broadcast: Broadcast) -> bool:
     """Four eyes over authorship: never anyone who wrote part of it (the author or an editor).
-    Emergencies and drills need a supervisor (承認者)."""
+    Emergencies, drills and 時間外配信 need a supervisor (承認者)."""
     if not user.is_active or is_contributor(user, broadcast):
         return False
-    if broadcast.is_emergency:
+    if broadcast.needs_supervisor:
         return user.has_perm("broadcasts.approve_emergency_broadcast")
     return user.has_perm("broadcasts.review_broadcast")
 

@@ -79,6 +79,15 @@ class BroadcastForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text=_("緊急配信は時間帯にかかわらず直ちに送信され、承認者の承認が必要です。"),
     )
+    out_of_hours_reason = forms.CharField(
+        label=_("時間外配信の理由（市が必要と認める理由）"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=_(
+            "時間外配信は緊急ではないものの、市が必要と認めて開庁時間外（夜間・土日祝）に送る"
+            "配信です（運用ポリシー5(1)）。承認者が二要素認証のうえ承認します。"
+        ),
+    )
     notify = forms.BooleanField(label=_("プッシュ通知する"), required=False, initial=True)
     # 本番 or 訓練 (drill). Fixed when the broadcast is created; a drill reaches staff only.
     kind = forms.ChoiceField(
@@ -105,6 +114,7 @@ class BroadcastForm(forms.Form):
             "requested_at": broadcast.requested_at,
             "priority": broadcast.priority,
             "emergency_reason": broadcast.emergency_reason,
+            "out_of_hours_reason": broadcast.out_of_hours_reason,
             "notify": not broadcast.notification_disabled,
             # 訂正/取消 follow-ups are live (or drill) broadcasts as far as this form goes.
             "kind": Broadcast.Kind.DRILL if broadcast.is_drill else Broadcast.Kind.LIVE,
@@ -150,6 +160,18 @@ class BroadcastForm(forms.Form):
                 "emergency_reason",
                 _("緊急配信の理由を入力してください（「緊急情報」カテゴリは緊急配信になります）。"),
             )
+        if (
+            data.get("priority") == Broadcast.Priority.OUT_OF_HOURS
+            and not emergency
+            and not (data.get("out_of_hours_reason") or "").strip()
+        ):
+            self.add_error(
+                "out_of_hours_reason",
+                _(
+                    "時間外配信の理由を入力してください（なぜ開庁時間外に送る必要があると"
+                    "市が認めるのか）。"
+                ),
+            )
         return data
 
     def service_kwargs(self, formset: BaseMessageFormSet) -> dict[str, Any]:
@@ -162,6 +184,9 @@ class BroadcastForm(forms.Form):
             "requested_at": data.get("requested_at"),
             "priority": data["priority"],
             "emergency_reason": data.get("emergency_reason", ""),
+            "out_of_hours_reason": data.get("out_of_hours_reason", "")
+            if data.get("priority") == Broadcast.Priority.OUT_OF_HOURS
+            else "",
             "notification_disabled": not data.get("notify"),
         }
 

@@ -14,7 +14,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from .. import permissions, selectors
+from .. import permissions, schedule, selectors
 from ..content import (
     CORRECTION_PLACEHOLDER,
     DRILL_MARKER,
@@ -131,6 +131,7 @@ def broadcast_snapshot(
         "requested_at": broadcast.requested_at.isoformat() if broadcast.requested_at else None,
         "priority": broadcast.priority,
         "emergency_reason": broadcast.emergency_reason,
+        "out_of_hours_reason": broadcast.out_of_hours_reason,
         "notification_disabled": broadcast.notification_disabled,
         "kind": broadcast.kind,
     }
@@ -161,9 +162,11 @@ def _normalise(
     categories: list[Category],
     messages: list[dict[str, Any]],
     emergency_reason: str,
+    out_of_hours_reason: str = "",
 ) -> tuple[str, str, str, list[dict[str, Any]]]:
     """Rules that hold whoever writes the row: drills reach staff only and are marked;
-    a live broadcast never carries the drill marker; the emergency category is an emergency."""
+    a live broadcast never carries the drill marker; the emergency category is an emergency;
+    a 時間外配信 states why the city deems it necessary."""
     if kind == Broadcast.Kind.DRILL:
         audience = Broadcast.Audience.STAFF_TEST
         priority = Broadcast.Priority.EMERGENCY
@@ -182,6 +185,15 @@ def _normalise(
         priority = Broadcast.Priority.EMERGENCY
     if priority == Broadcast.Priority.EMERGENCY and not emergency_reason.strip():
         raise BroadcastInvalid([Problem("emergency_reason", "緊急配信の理由を入力してください。")])
+    if priority == Broadcast.Priority.OUT_OF_HOURS and not out_of_hours_reason.strip():
+        raise BroadcastInvalid(
+            [
+                Problem(
+                    "out_of_hours_reason",
+                    "時間外配信の理由（市が必要と認める理由）を入力してください。",
+                )
+            ]
+        )
     return audience, priority, emergency_reason, messages
 
 
@@ -200,6 +212,7 @@ def broadcast_create(
     kind: str = Broadcast.Kind.LIVE,
     parent: Broadcast | None = None,
     division: Division | None = None,
+    out_of_hours_reason: str = "",
 ) -> Broadcast:
     if not permissions.can_draft(author):
         raise BroadcastPermissionDenied("配信を作成する権限がありません。")
@@ -210,7 +223,10 @@ def broadcast_create(
         categories=categories,
         messages=messages,
         emergency_reason=emergency_reason,
+        out_of_hours_reason=out_of_hours_reason,
     )
+    if priority != Broadcast.Priority.OUT_OF_HOURS:
+        out_of_hours_reason = ""
     broadcast = Broadcast.objects.create(
         title=title,
         messages=messages,
@@ -218,6 +234,7 @@ def broadcast_create(
         requested_at=requested_at,
         priority=priority,
         emergency_reason=emergency_reason,
+        out_of_hours_reason=out_of_hours_reason.strip(),
         notification_disabled=notification_disabled,
         kind=kind,
         parent=parent,
@@ -252,6 +269,7 @@ def broadcast_update(
     priority: str,
     emergency_reason: str,
     notification_disabled: bool,
+    out_of_hours_reason: str = "",
 ) -> Broadcast:
     """Edit content. An edit after approval voids the approval and returns it to review."""
     broadcast = lock(broadcast.pk)
@@ -268,13 +286,17 @@ def broadcast_update(
         categories=categories,
         messages=messages,
         emergency_reason=emergency_reason,
+        out_of_hours_reason=out_of_hours_reason,
     )
+    if priority != Broadcast.Priority.OUT_OF_HOURS:
+        out_of_hours_reason = ""
     broadcast.title = title
     broadcast.messages = messages
     broadcast.audience = audience
     broadcast.requested_at = requested_at
     broadcast.priority = priority
     broadcast.emergency_reason = emergency_reason
+    broadcast.out_of_hours_reason = out_of_hours_reason.strip()
     broadcast.notification_disabled = notification_disabled
     codes = [c.code for c in categories]
     new_hash = compute_hash(broadcast, codes)
@@ -316,13 +338,21 @@ def _contributor_add(broadcast: Broadcast, user: User, *, at: dt.datetime) -> No
     )
 
 
-_APPROVAL_FIELDS = ("approved_by", "approved_at", "approved_hash", "scheduled_for", "hold_reason")
+_APPROVAL_FIELDS = (
+    "approved_by",
+    "approved_at",
+    "approved_hash",
+    "approval_second_factor_at",
+    "scheduled_for",
+    "hold_reason",
+)
 
 
 def _void_approval(broadcast: Broadcast) -> None:
     broadcast.approved_by = None
     broadcast.approved_at = None
     broadcast.approved_hash = ""
+    broadcast.approval_second_factor_at = None
     broadcast.scheduled_for = None
     broadcast.hold_reason = ""
 
@@ -364,7 +394,7 @@ def broadcast_withdraw(*, broadcast: Broadcast, actor: User) -> Broadcast:
     return broadcast
 
 
-SECOND_FACTOR_MAX_AGE = dt.timedelta(minutes=5)
+SECOND_FACTOR_MAX_AGE = schedule.SECOND_FACTOR_MAX_AGE
 EDITOR_CANNOT_APPROVE = (
     "この配信の内容を編集したため、あなたは承認できません。"
     "編集していない別の担当者に承認を依頼してください。"
@@ -386,14 +416,21 @@ def _digits(value: str) -> str:
     return "".join(ch for ch in normalised if ch.isdigit())
 
 
-def _check_emergency_confirmation(
-    broadcast: Broadcast, confirmation: EmergencyConfirmation | None, now: dt.datetime
-) -> dict[str, Any]:
-    verified = confirmation.second_factor_verified_at if confirmation else None
+def _check_second_factor(verified: dt.datetime | None, now: dt.datetime) -> dt.datetime:
+    """The approver's second factor, verified in the five minutes before ``now``."""
     if verified is None or not (
         now - SECOND_FACTOR_MAX_AGE <= verified <= now + dt.timedelta(seconds=5)
     ):
         raise SecondFactorRequired()
+    return verified
+
+
+def _check_emergency_confirmation(
+    broadcast: Broadcast, confirmation: EmergencyConfirmation | None, now: dt.datetime
+) -> dict[str, Any]:
+    if confirmation is None:
+        raise SecondFactorRequired()
+    verified = _check_second_factor(confirmation.second_factor_verified_at, now)
     expected = selectors.recipient_count(
         broadcast.audience, list(broadcast.categories.values_list("id", flat=True))
     )
@@ -419,12 +456,18 @@ def broadcast_approve(
     seen_hash: str | None = None,
     emergency: EmergencyConfirmation | None = None,
     now: dt.datetime | None = None,
+    second_factor_verified_at: dt.datetime | None = None,
 ) -> Broadcast:
     """Approve the exact content ``seen_hash`` the reviewer looked at, and schedule it.
 
     An emergency (and a drill, which follows the emergency flow) needs a supervisor who is
     not the author, the typed recipient count and a fresh second factor; it is enqueued at
-    once on the ``emergency`` queue (after commit), with the dispatcher as backstop."""
+    once on the ``emergency`` queue (after commit), with the dispatcher as backstop.
+
+    A 時間外配信 needs a supervisor who wrote none of it and a second factor verified in the
+    last five minutes (``second_factor_verified_at``); it is not an emergency: the dispatcher
+    claims it at its time, outside the window only while schedule.py finds the approval
+    valid."""
     from .errors import StaleApproval
 
     broadcast = lock(broadcast.pk)
@@ -435,6 +478,8 @@ def broadcast_approve(
             raise BroadcastPermissionDenied(EDITOR_CANNOT_APPROVE)
         if broadcast.is_emergency:
             raise BroadcastPermissionDenied("緊急配信を承認できるのは承認者だけです。")
+        if broadcast.is_out_of_hours:
+            raise BroadcastPermissionDenied("時間外配信を承認できるのは承認者だけです。")
         raise BroadcastPermissionDenied("この配信を承認する権限がありません。")
     current = compute_hash(broadcast)
     if seen_hash is not None and seen_hash != current:
@@ -442,13 +487,34 @@ def broadcast_approve(
     validate_for_review(broadcast)
     now = now or timezone.now()
     confirmation: dict[str, Any] = {}
+    verified: dt.datetime | None = None
     if broadcast.is_emergency:
         confirmation = _check_emergency_confirmation(broadcast, emergency, now)
+        verified = dt.datetime.fromisoformat(confirmation["second_factor_verified_at"])
+    elif broadcast.is_out_of_hours:
+        verified = _check_second_factor(second_factor_verified_at, now)
+        confirmation = {
+            "out_of_hours": True,
+            "out_of_hours_reason": broadcast.out_of_hours_reason,
+            "second_factor_verified_at": verified.isoformat(),
+        }
     broadcast.approved_by = actor
     broadcast.approved_at = now
     broadcast.approved_hash = current
+    broadcast.approval_second_factor_at = verified
     broadcast.content_hash = current
-    effective = schedule_for(broadcast, now=now)
+    granted = None
+    if broadcast.is_out_of_hours:
+        # The audit row naming this approver is written just below; until then the approval
+        # is the one checked here (a 承認者, not a writer, the second factor, this content).
+        granted = schedule.OutOfHoursApproval(
+            by_supervisor=True,
+            approved_at=now,
+            second_factor_verified_at=verified,
+            approved_hash=current,
+            content_hash=current,
+        )
+    effective = schedule_for(broadcast, now=now, out_of_hours=granted)
     broadcast.scheduled_for = effective.at
     broadcast.hold_reason = effective.reason if effective.held else ""
     transition(

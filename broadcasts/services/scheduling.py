@@ -9,8 +9,8 @@ from django.conf import settings
 from django.db import transaction
 
 from .. import selectors
-from ..models import Broadcast
-from ..schedule import Calendar, Effective
+from ..models import Broadcast, BroadcastEvent
+from ..schedule import Calendar, Effective, OutOfHoursApproval
 from . import enqueue
 
 MULTICAST_CHUNK = 500
@@ -29,15 +29,63 @@ def estimated_duration(broadcast: Broadcast, recipients: int | None = None) -> d
     return dt.timedelta(seconds=30 + calls / max(settings.MULTICAST_MAX_PER_SECOND, 1))
 
 
+def out_of_hours_approval(broadcast: Broadcast) -> OutOfHoursApproval | None:
+    """What ``schedule.py`` needs to decide whether a 時間外配信 may leave the window, read
+    from the database; ``None`` for any other broadcast.
+
+    Read afresh at every decision (approval, dispatch, the sender's re-check), never trusted
+    from the row alone: the approver is whoever the last approval's audit row names, must
+    still be a 承認者 who did not write the content, and the approved hash must be the hash
+    of the content as it is now. Anything missing keeps the send in the window."""
+    if not broadcast.is_out_of_hours:
+        return None
+    from ..permissions import is_contributor
+    from .lifecycle import compute_hash
+
+    approval = None
+    if broadcast.approved_by_id and broadcast.pk is not None:
+        approval = (
+            BroadcastEvent.objects.filter(broadcast=broadcast, verb="approve")
+            .select_related("actor")
+            .order_by("-created_at", "-id")
+            .first()
+        )
+    actor = approval.actor if approval is not None else None
+    by_supervisor = (
+        actor is not None
+        and actor.pk == broadcast.approved_by_id
+        and actor.is_active
+        and actor.has_perm("broadcasts.approve_emergency_broadcast")
+        and not is_contributor(actor, broadcast)
+        and approval is not None
+        and approval.data.get("approved_hash") == broadcast.approved_hash
+    )
+    return OutOfHoursApproval(
+        by_supervisor=by_supervisor,
+        approved_at=broadcast.approved_at,
+        second_factor_verified_at=broadcast.approval_second_factor_at,
+        approved_hash=broadcast.approved_hash,
+        content_hash=compute_hash(broadcast) if broadcast.pk is not None else "",
+    )
+
+
 def schedule_for(
-    broadcast: Broadcast, *, now: dt.datetime, calendar: Calendar | None = None
+    broadcast: Broadcast,
+    *,
+    now: dt.datetime,
+    calendar: Calendar | None = None,
+    out_of_hours: OutOfHoursApproval | None = None,
 ) -> Effective:
+    """When ``broadcast`` goes out if approved (or as approved) at ``now``. ``out_of_hours``
+    is the approval being given right now (``broadcast_approve``); otherwise a 時間外配信's
+    approval is read from the database."""
     calendar = calendar or selectors.calendar_load(now=now)
     return calendar.effective_send_time(
         requested=broadcast.requested_at,
         now=now,
         emergency=broadcast.is_emergency,
         estimated_duration=estimated_duration(broadcast),
+        out_of_hours=out_of_hours or out_of_hours_approval(broadcast),
     )
 
 

@@ -23,7 +23,7 @@ from ..forms.compose import TIMING_AT, BroadcastForm, apply_service_problems
 from ..forms.fields import JSTDateTimeField, valid_ids
 from ..forms.messages import SUGGESTED_ACTION_LABELS, message_formset
 from ..models import Broadcast, Category, MessageTemplate
-from ..schedule import format_jst
+from ..schedule import OutOfHoursApproval, format_jst
 from ..services import (
     BroadcastInvalid,
     InvalidTransition,
@@ -66,12 +66,31 @@ def effective_preview(
     )
     probe = Broadcast(audience=audience, requested_at=requested, priority=priority)
     duration = estimated_duration(probe, counts.get(audience, 0))
+    out_of_hours = None
+    if priority == Broadcast.Priority.OUT_OF_HOURS and not emergency:
+        # As if a 承認者 approved it now with a fresh second factor (what the text promises).
+        out_of_hours = OutOfHoursApproval(
+            by_supervisor=True,
+            approved_at=now,
+            second_factor_verified_at=now,
+            approved_hash="preview",
+            content_hash="preview",
+        )
     effective = selectors.calendar_load(now=now).effective_send_time(
-        requested=requested, now=now, emergency=emergency, estimated_duration=duration
+        requested=requested,
+        now=now,
+        emergency=emergency,
+        estimated_duration=duration,
+        out_of_hours=out_of_hours,
     )
     past = requested is not None and requested < now
     if past:
         text = f"配信希望日時（{format_jst(requested)}）は過去の日時です。"
+    elif out_of_hours is not None:
+        text = (
+            "時間外配信：承認者が二要素認証のうえ承認すると、開庁時間外でも送信します。"
+            f"今承認されると {format_jst(effective.at)}（{effective.reason}）。"
+        )
     elif requested is None:
         text = f"承認され次第送信します。今承認されると {format_jst(effective.at)}（{effective.reason}）。"
     else:

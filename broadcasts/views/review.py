@@ -10,10 +10,12 @@ from __future__ import annotations
 import difflib
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -22,6 +24,7 @@ from .. import checks, permissions, selectors
 from ..forms.review import ApproveForm, CancelForm, MessageTemplateForm, RejectForm
 from ..line.errors import LineError
 from ..models import Broadcast, BroadcastEvent
+from ..models.audit import VERB_LABELS
 from ..schedule import format_jst
 from ..services import (
     BroadcastInvalid,
@@ -36,18 +39,18 @@ from ..services import (
     broadcast_withdraw,
     compute_hash,
 )
-from ..services.lifecycle import ACTION_LABELS, EDITOR_CANNOT_APPROVE, broadcast_snapshot
+from ..services.lifecycle import (
+    EDITOR_CANNOT_APPROVE,
+    SECOND_FACTOR_MAX_AGE,
+    SecondFactorRequired,
+    broadcast_snapshot,
+)
 from ..services.scheduling import schedule_for
 from .compose import _broadcast_or_404
 from .emergency import emergency_context
+from .otp import second_factor_verified_at
 
 S = Broadcast.Status
-VERB_LABELS = {
-    **ACTION_LABELS,
-    "create": "作成",
-    "edit": "編集",
-    "test_send": "テスト送信",
-}
 FIELD_LABELS = {
     "title": "件名",
     "messages": "メッセージ",
@@ -56,6 +59,7 @@ FIELD_LABELS = {
     "requested_at": "配信希望日時",
     "priority": "優先度",
     "emergency_reason": "緊急配信の理由",
+    "out_of_hours_reason": "時間外配信の理由",
     "notification_disabled": "通知",
     "kind": "種別",
 }
@@ -171,17 +175,37 @@ def _detail_context(
         "can_approve": pending
         and not broadcast.is_emergency
         and permissions.can_approve(user, broadcast),
-        "can_reject": pending and permissions.can_review(user) and not is_author,
+        # What waits for a 承認者 is theirs to send back too (not a 広報担当's).
+        "can_reject": pending
+        and permissions.can_review(user)
+        and not is_author
+        and (not broadcast.needs_supervisor or permissions.can_approve(user, broadcast)),
         "can_cancel": broadcast.status in PRE_SEND and permissions.can_cancel(user, broadcast),
         "can_test_send": broadcast.status in {S.DRAFT, S.REJECTED, S.PENDING_REVIEW}
         and permissions.can_send_test(user, broadcast),
         "can_save_template": permissions.can_draft(user),
         "show_staff_details": user.has_perm("broadcasts.view_broadcast"),
         "awaiting_supervisor": pending
-        and broadcast.is_emergency
+        and broadcast.needs_supervisor
         and not is_author
         and not permissions.can_approve(user, broadcast),
+        **_second_factor_context(request, broadcast),
         **emergency_context(request, broadcast),
+    }
+
+
+def _second_factor_context(request: HttpRequest, broadcast: Broadcast) -> dict[str, Any]:
+    """A 時間外配信's approval card shows whether the approver's second factor is fresh."""
+    if not broadcast.is_out_of_hours:
+        return {}
+    verified = second_factor_verified_at(request)
+    fresh = verified is not None and verified >= timezone.now() - SECOND_FACTOR_MAX_AGE
+    return {
+        "second_factor_at": verified if fresh else None,
+        "second_factor_until": format_jst(verified + SECOND_FACTOR_MAX_AGE, with_date=False)
+        if fresh and verified
+        else "",
+        "otp_url": f"{reverse('otp_verify')}?{urlencode({'next': request.path})}",
     }
 
 
@@ -206,7 +230,16 @@ def submit(request: HttpRequest, pk: int) -> HttpResponse:
     except InvalidTransition as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, gettext("承認を申請しました。広報担当の確認をお待ちください。"))
+        if broadcast.needs_supervisor:
+            # Emergencies, drills and 時間外配信 wait for a 承認者, not for the 広報担当.
+            messages.success(
+                request,
+                gettext("承認を申請しました。承認者（管理職）の承認をお待ちください。"),
+            )
+        else:
+            messages.success(
+                request, gettext("承認を申請しました。広報担当の確認をお待ちください。")
+            )
     return redirect("broadcasts:detail", pk=pk)
 
 
@@ -231,6 +264,10 @@ def approve(request: HttpRequest, pk: int) -> HttpResponse:
             raise permissions.BroadcastPermissionDenied("自分が起案した配信は承認できません。")
         if permissions.is_contributor(request.user, broadcast):
             raise permissions.BroadcastPermissionDenied(EDITOR_CANNOT_APPROVE)
+        if broadcast.is_out_of_hours:
+            raise permissions.BroadcastPermissionDenied(
+                "時間外配信を承認できるのは承認者（管理職）だけです。"
+            )
         raise permissions.BroadcastPermissionDenied("この配信を承認する権限がありません。")
     if broadcast.is_emergency:
         # Never without the typed count and a fresh second factor: only on its own screen.
@@ -252,6 +289,13 @@ def approve(request: HttpRequest, pk: int) -> HttpResponse:
             actor=request.user,
             comment=form.cleaned_data["comment"],
             seen_hash=form.cleaned_data["seen_hash"],
+            second_factor_verified_at=second_factor_verified_at(request),
+        )
+    except SecondFactorRequired:
+        messages.error(
+            request,
+            "時間外配信の承認には、5分以内の二要素認証が必要です。"
+            "「二要素認証へ進む」からコードを入力してから、もう一度承認してください。",
         )
     except StaleApproval as exc:
         messages.error(request, str(exc))

@@ -325,7 +325,9 @@
       if (priorityNote) priorityNote.textContent = "優先度を「通常」に戻しました。";
     }
     emergency.disabled = false;
-    if (normal) normal.disabled = Boolean(emergencyCategory);
+    form.querySelectorAll('input[name="priority"]').forEach(function (input) {
+      if (input !== emergency) input.disabled = Boolean(emergencyCategory);
+    });
   }
 
   form.addEventListener("input", function (event) {

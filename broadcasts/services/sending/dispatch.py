@@ -17,7 +17,7 @@ from ...models import Broadcast, BroadcastEvent, Delivery
 from ...schedule import format_jst, jst_date
 from ..audit import audit_record
 from ..lifecycle import transition
-from ..scheduling import enqueue_send, estimated_duration
+from ..scheduling import enqueue_send, estimated_duration, out_of_hours_approval
 from .lease import _lease_seconds
 
 logger = logging.getLogger(__name__)
@@ -104,11 +104,15 @@ ESTIMATE_ONLY_WITHIN = dt.timedelta(minutes=10)
 def _window_check(
     broadcast: Broadcast, now: dt.datetime, calendar: Any
 ) -> tuple[dt.datetime, str] | None:
-    """For an ordinary send: None if it may start now, else (when, why) to hold it."""
+    """For an ordinary send (or a 時間外配信): None if it may start now, else (when, why) to
+    hold it. A 時間外配信 leaves the window only if schedule.py finds its approval valid now."""
     if broadcast.is_emergency:
         return None
-    effective = calendar.effective_send_time(requested=None, now=now, emergency=False)
-    if effective.at <= now:
+    out_of_hours = out_of_hours_approval(broadcast)
+    effective = calendar.effective_send_time(
+        requested=None, now=now, emergency=False, out_of_hours=out_of_hours
+    )
+    if effective.at <= now and (out_of_hours is None or not out_of_hours.grants()):
         _start, window_end = calendar.window_bounds(jst_date(now))
         if window_end - now <= ESTIMATE_ONLY_WITHIN:
             effective = calendar.effective_send_time(
@@ -116,6 +120,7 @@ def _window_check(
                 now=now,
                 emergency=False,
                 estimated_duration=estimated_duration(broadcast, broadcast.recipient_count),
+                out_of_hours=out_of_hours,
             )
     if effective.at > now:
         return effective.at, effective.reason

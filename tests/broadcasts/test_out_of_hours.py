@@ -246,3 +246,126 @@ def test_it_is_not_on_the_emergency_queue_but_on_the_supervisors_review_queue(
     # A 広報担当 cannot approve it: it is the supervisors' (「承認者が対応します」).
     assert broadcast not in dash.review_queue(reviewer).items
     assert broadcast in dash.supervisor_handles(reviewer).items
+
+
+# --- the screens ------------------------------------------------------------------------------
+
+
+def _verified(client, at: dt.datetime) -> None:
+    from broadcasts.views.otp import SESSION_KEY
+
+    session = client.session
+    session[SESSION_KEY] = at.isoformat()
+    session.save()
+
+
+def _compose(**overrides):
+    from .test_views_compose import compose_data
+
+    return compose_data(
+        [{"kind": "text", "text": "台風接近のため、11/29(日)のごみ収集は中止します。"}],
+        categories=[Category.objects.get(code="municipal").pk],
+        priority="out_of_hours",
+        **overrides,
+    )
+
+
+def test_the_compose_form_offers_it_and_requires_the_reason(client, drafter, time_machine):
+    from django.urls import reverse
+
+    time_machine.move_to(SATURDAY_NIGHT, tick=False)
+    client.force_login(drafter)
+    page = client.get(reverse("broadcasts:create")).content.decode()
+    assert 'value="out_of_hours"' in page
+    assert "時間外配信の理由" in page
+    refused = client.post(reverse("broadcasts:create"), _compose(out_of_hours_reason=""))
+    assert refused.status_code == 400
+    assert "時間外配信の理由を入力してください" in refused.content.decode()
+    assert not Broadcast.objects.exists()
+    saved = client.post(reverse("broadcasts:create"), _compose(out_of_hours_reason=REASON))
+    assert saved.status_code == 302
+    broadcast = Broadcast.objects.get()
+    assert broadcast.priority == P.OUT_OF_HOURS
+    assert broadcast.out_of_hours_reason == REASON
+
+
+def test_the_preview_says_a_supervisor_can_send_it_now(client, drafter, time_machine):
+    from django.urls import reverse
+
+    time_machine.move_to(SATURDAY_NIGHT, tick=False)
+    client.force_login(drafter)
+    data = client.get(
+        reverse("broadcasts:preview_time"),
+        {"timing": "asap", "priority": "out_of_hours", "audience": "all"},
+    ).json()
+    assert "承認者が二要素認証のうえ承認すると" in data["text"]
+    assert not data["held"]
+
+
+def test_a_supervisor_approves_it_on_the_broadcast_page_after_the_second_factor(
+    client, drafter, supervisor, time_machine
+):
+    from django.urls import reverse
+
+    time_machine.move_to(SATURDAY_NIGHT, tick=False)
+    broadcast = out_of_hours_draft(drafter)
+    client.force_login(supervisor)
+    _verified(client, SATURDAY_NIGHT - dt.timedelta(minutes=30))  # the login's, long ago
+    page = client.get(reverse("broadcasts:detail", args=[broadcast.pk])).content.decode()
+    assert 'data-testid="second-factor-needed"' in page
+    assert "時間外配信を承認する" in page
+    assert "kw-ea-live" not in page and "btn-kw-emergency" not in page  # not red
+    form = {"seen_hash": services.compute_hash(broadcast), "comment": ""}
+    response = client.post(reverse("broadcasts:approve", args=[broadcast.pk]), form)
+    assert response.status_code == 302
+    broadcast.refresh_from_db()
+    assert broadcast.status == S.PENDING_REVIEW
+    _verified(client, SATURDAY_NIGHT - dt.timedelta(seconds=30))
+    page = client.get(reverse("broadcasts:detail", args=[broadcast.pk])).content.decode()
+    assert 'data-testid="second-factor-ok"' in page
+    client.post(reverse("broadcasts:approve", args=[broadcast.pk]), form)
+    broadcast.refresh_from_db()
+    assert broadcast.status == S.SCHEDULED
+    assert broadcast.scheduled_for == SATURDAY_NIGHT
+
+
+def test_a_reviewer_gets_no_approve_button_and_a_crafted_post_is_refused(client, drafter, reviewer):
+    from django.urls import reverse
+
+    broadcast = out_of_hours_draft(drafter)
+    client.force_login(reviewer)
+    page = client.get(reverse("broadcasts:detail", args=[broadcast.pk])).content.decode()
+    assert 'data-testid="approve-form"' not in page
+    assert "承認者が対応します" in page
+    form = {"seen_hash": services.compute_hash(broadcast), "comment": ""}
+    response = client.post(reverse("broadcasts:approve", args=[broadcast.pk]), form)
+    assert response.status_code == 403
+    broadcast.refresh_from_db()
+    assert broadcast.status == S.PENDING_REVIEW
+
+
+def test_it_is_labelled_in_lists_calendars_and_history_and_not_red(
+    client, drafter, supervisor, time_machine
+):
+    from django.urls import reverse
+
+    time_machine.move_to(SATURDAY_NIGHT - dt.timedelta(minutes=1), tick=False)
+    broadcast = approve(out_of_hours_draft(drafter), supervisor, verified_at=fresh())
+    client.force_login(supervisor)
+    _verified(client, SATURDAY_NIGHT)
+    week = f"?week={SATURDAY_NIGHT.date().isoformat()}"
+    month = f"?month={SATURDAY_NIGHT.strftime('%Y-%m')}"
+    screens = {
+        "list": reverse("broadcasts:list"),
+        "calendar": reverse("broadcasts:calendar"),
+        "week": reverse("broadcasts:calendar_week") + week,
+        "month": reverse("broadcasts:calendar_month") + month,
+        "history": reverse("broadcasts:history"),
+    }
+    for name, url in screens.items():
+        html = client.get(url).content.decode()
+        assert 'data-testid="out-of-hours-badge"' in html, name
+        if name in ("week", "calendar", "month"):
+            entry = html.split(f'data-broadcast="{broadcast.pk}"', 1)[1].split("</li>", 1)[0]
+            assert "時間外配信" in entry, name
+            assert "kw-emergency" not in entry, name

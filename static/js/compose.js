@@ -308,6 +308,15 @@
     return form.querySelector('input[name="priority"][value="' + value + '"]');
   }
 
+  // The 時間外配信 reason is asked for only when 時間外配信 is chosen.
+  var outOfHoursReason = form.querySelector("[data-kw-out-of-hours-reason]");
+
+  function syncOutOfHoursReason() {
+    if (!outOfHoursReason) return;
+    var chosen = form.querySelector('input[name="priority"][value="out_of_hours"]:checked');
+    outOfHoursReason.hidden = !chosen;
+  }
+
   function syncPriority() {
     var emergencyCategory = form.querySelector('input[name="categories"][data-emergency="1"]:checked');
     var emergency = priorityInput("emergency");
@@ -340,6 +349,7 @@
     if (name.indexOf(PREFIX + "-") === 0) refresh();
     if (name === "categories") syncPriority();
     if (name === "priority") autoEmergency = false;
+    if (name === "priority" || name === "categories") syncOutOfHoursReason();
     if (TIMING_FIELDS.indexOf(name) !== -1) {
       if (name === "requested_at" && event.target.value) {
         var at = form.querySelector('input[name="timing"][value="at"]');
@@ -352,6 +362,7 @@
   renumber();
   refresh();
   syncPriority();
+  syncOutOfHoursReason();
   var errors = document.getElementById("kw-form-errors");
   if (errors) errors.focus();
 })();

@@ -104,7 +104,7 @@ def test_drafter_composes_three_messages_and_a_reviewer_approves(
     expect(page.locator(STATUS)).to_have_text("下書き")
     broadcast = Broadcast.objects.get()
     assert [m["type"] for m in broadcast.messages] == ["text", "image", "template"]
-    expect(page.locator("[data-testid=checklist]")).to_contain_text("LINE の検証を通過しました")
+    expect(page.locator("[data-testid=checklist]")).to_contain_text("LINE が受け付けられる形式であることを確認しました")
     page.get_by_role("button", name="承認を申請する").click()
     expect(page.locator(STATUS)).to_have_text("承認待ち")
     save_screenshot(page, "compose-submitted")
@@ -249,3 +249,26 @@ def test_choosing_the_emergency_category_switches_the_priority_on_screen(
     ).click()
     expect(normal).to_be_checked()
     expect(normal).to_be_enabled()
+
+
+def test_choosing_out_of_hours_asks_for_the_reason_and_explains_the_approval(
+    page, live_server, drafter
+):
+    """Issue 13 item 5: 時間外配信 is a choice of its own, with its reason, never red."""
+    login_as(page, live_server, drafter)
+    page.goto(url(live_server, "broadcasts:create"))
+    reason = page.locator("#id_out_of_hours_reason")
+    expect(reason).to_be_hidden()
+    page.locator("input[name=priority][value=out_of_hours]").check()
+    expect(reason).to_be_visible()
+    expect(page.locator("#kw-effective")).to_contain_text("承認者が二要素認証のうえ承認すると")
+    page.fill("#id_title", "日曜日のごみ収集は中止します")
+    page.get_by_text("市政に関する情報", exact=True).click()
+    page.fill("#id_m-0-text", "台風接近のため、日曜日のごみ収集は中止します。")
+    reason.fill("台風接近に伴い前日夜に周知する必要があるため")
+    page.get_by_role("button", name="下書きを保存").click()
+    expect(page.locator(STATUS)).to_have_text("下書き")
+    expect(page.locator("[data-testid=out-of-hours-reason]")).to_contain_text("台風接近")
+    broadcast = Broadcast.objects.get()
+    assert broadcast.priority == Broadcast.Priority.OUT_OF_HOURS
+    expect(page.locator(".kw-emergency-badge")).to_have_count(0)

@@ -301,8 +301,10 @@ def approval_alerts_open(*, broadcast: Broadcast, now: dt.datetime) -> AlertRoun
         return alert_round
     if emergency:
         recipients = alert_selectors.emergency_approvers(broadcast)
-        _create_alerts(alert_round, recipients, level=Alert.Level.FIRST, with_line=True, now=now)
-        _enqueue_delivery(alert_round.pk)
+        if _create_alerts(
+            alert_round, recipients, level=Alert.Level.FIRST, with_line=True, now=now
+        ):
+            _enqueue_delivery(alert_round.pk)
     else:
         recipients = alert_selectors.reviewers(broadcast)
         _create_alerts(alert_round, recipients, level=Alert.Level.FIRST, with_line=False, now=now)

@@ -258,3 +258,20 @@ def test_a_resubmission_alerts_again(team, line_sandbox, time_machine):
     # the first round's alerts are not sent any more: that submission was withdrawn
     assert notifications.approval_alerts_deliver(round_id=rounds[0].pk, now_fn=at(minutes=1)) == 0
     assert notifications.approval_alerts_deliver(round_id=rounds[1].pk, now_fn=at(minutes=1)) == 2
+
+
+@pytest.mark.django_db
+def test_opening_the_approval_screen_without_the_link_counts_too(client, team, line_sandbox, night):
+    broadcast = submit(team["drafter"])
+    client.force_login(team["deputy"])
+    page = client.get(reverse("broadcasts:emergency_approve", args=[broadcast.pk]))
+    assert page.status_code == 200
+    alert_round = AlertRound.objects.get(broadcast=broadcast)
+    assert alert_round.first_opened_at == NIGHT
+    assert (
+        BroadcastEvent.objects.filter(verb="approval_alert_opened", actor=team["deputy"]).count()
+        == 1
+    )
+    client.get(reverse("broadcasts:emergency_approve", args=[broadcast.pk]))  # again: no new row
+    assert BroadcastEvent.objects.filter(verb="approval_alert_opened").count() == 1
+    assert notifications.approval_alerts_tick(now_fn=at(minutes=6)).escalated == []

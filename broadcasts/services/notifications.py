@@ -305,6 +305,11 @@ def approval_alerts_open(*, broadcast: Broadcast, now: dt.datetime) -> AlertRoun
             alert_round, recipients, level=Alert.Level.FIRST, with_line=True, now=now
         ):
             _enqueue_delivery(alert_round.pk)
+        else:
+            # No 承認者 can be reached (no LINE link, no e-mail): waiting for nobody to open
+            # it helps no one; the next beat tick alerts every 承認者 and 管理者.
+            alert_round.escalate_at = now
+            alert_round.save(update_fields=["escalate_at"])
     else:
         recipients = alert_selectors.reviewers(broadcast)
         _create_alerts(alert_round, recipients, level=Alert.Level.FIRST, with_line=False, now=now)
@@ -367,7 +372,7 @@ def _claim(filters: Q, *, now: dt.datetime) -> list[int]:
     )
     with transaction.atomic():
         ids = list(
-            Alert.objects.select_for_update(skip_locked=True)
+            Alert.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(filters)
             .filter(due)
             .values_list("pk", flat=True)

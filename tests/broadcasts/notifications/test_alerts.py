@@ -275,3 +275,17 @@ def test_opening_the_approval_screen_without_the_link_counts_too(client, team, l
     client.get(reverse("broadcasts:emergency_approve", args=[broadcast.pk]))  # again: no new row
     assert BroadcastEvent.objects.filter(verb="approval_alert_opened").count() == 1
     assert notifications.approval_alerts_tick(now_fn=at(minutes=6)).escalated == []
+
+
+@pytest.mark.django_db
+def test_when_no_supervisor_can_be_reached_the_admins_are_alerted_at_the_next_tick(
+    line_sandbox, night
+):
+    drafter = staff("drafter", roles.DRAFTER)
+    staff("boss", roles.SUPERVISOR, email=False)  # neither LINE nor e-mail
+    staff("admin", roles.ADMIN)
+    broadcast = submit(drafter)
+    assert not Alert.objects.filter(round__broadcast=broadcast).exists()
+    result = notifications.approval_alerts_tick(now_fn=at(seconds=10))
+    assert len(result.escalated) == 1
+    assert [m.to for m in mail.outbox] == [["admin@city.kashiwa.lg.jp"]]

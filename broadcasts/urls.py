@@ -14,6 +14,7 @@ from .views import (
     stats,
 )
 from .views import emergency as emergency_views
+from .views import notifications as notification_views
 from .views import public as public_views
 from .views import richmenu as richmenu_views
 
@@ -66,6 +67,9 @@ urlpatterns = [
         name="emergency_withdraw",
     ),
     path("broadcasts/<int:pk>/follow-up/<str:kind>/", emergency_views.follow_up, name="follow_up"),
+    # staff alerts (issue 13)
+    path("account/line/", notification_views.line_link, name="line_link"),
+    path("broadcasts/<int:pk>/alert/", notification_views.alert_open, name="alert_open"),
     # public pages, no login (issue 7)
     path("public/", public_views.account, name="public_account"),
     path("public/policy/", public_views.policy_page, name="public_policy"),

@@ -10,10 +10,13 @@ from .calendar import CalendarOverride
 from .citizens import AutoReplyRule, Follower, PublicNotice, StandardReply, WebhookEvent
 from .delivery import Delivery
 from .insight import BroadcastStats, DailyStats
+from .notifications import Alert, AlertRound, LineLink, LineLinkAttempt, LineLinkCode
 from .richmenu import RichMenu
 from .templates import AllowedDomain, MessageTemplate
 
 __all__ = [
+    "Alert",
+    "AlertRound",
     "AllowedDomain",
     "AutoReplyRule",
     "Broadcast",
@@ -26,6 +29,9 @@ __all__ = [
     "Delivery",
     "Division",
     "Follower",
+    "LineLink",
+    "LineLinkAttempt",
+    "LineLinkCode",
     "MessageTemplate",
     "PublicNotice",
     "RichMenu",

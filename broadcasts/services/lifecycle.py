@@ -32,6 +32,7 @@ from .errors import (
     InvalidTransition,
     SecondFactorRequired,
 )
+from .notifications import approval_alerts_open
 from .scheduling import enqueue_emergency_send, schedule_for
 
 S = Broadcast.Status
@@ -382,6 +383,9 @@ def broadcast_submit(*, broadcast: Broadcast, actor: User) -> Broadcast:
     validate_for_review(broadcast)
     broadcast.submitted_at = timezone.now()
     transition(broadcast, "submit", actor=actor, fields=["submitted_at"])
+    # Who is told: emergencies and drills alert every 承認者 at once (LINE and e-mail, sent
+    # after commit); ordinary submissions queue a reviewers' e-mail digest.
+    approval_alerts_open(broadcast=broadcast, now=broadcast.submitted_at)
     return broadcast
 
 

@@ -14,9 +14,12 @@ from .citizens import (
     purge_webhook_events,
 )
 from .insight import refresh_broadcast_stats, refresh_insight
+from .notifications import approval_alerts_tick, deliver_approval_alerts, send_review_digests
 from .sending import dispatch_due_broadcasts, send_broadcast, send_emergency_broadcast
 
 __all__ = [
+    "approval_alerts_tick",
+    "deliver_approval_alerts",
     "dispatch_due_broadcasts",
     "process_new_webhook_events",
     "process_pending_webhook_events",
@@ -26,4 +29,5 @@ __all__ = [
     "refresh_insight",
     "send_broadcast",
     "send_emergency_broadcast",
+    "send_review_digests",
 ]

@@ -16,6 +16,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -38,6 +39,7 @@ from ..services import (
 )
 from ..services.emergency import FOLLOW_UP_KINDS
 from ..services.lifecycle import SECOND_FACTOR_MAX_AGE
+from ..services.notifications import approval_alert_opened as alert_opened
 from .compose import _broadcast_or_404
 from .otp import second_factor_verified_at
 
@@ -147,6 +149,8 @@ def emergency_approve(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("broadcasts:detail", pk=pk)
 
     if request.method == "GET":
+        # An alerted 承認者 looking at this screen stops the escalation (issue 13).
+        alert_opened(broadcast=broadcast, user=request.user, now=timezone.now())
         form = EmergencyApproveForm(initial={"seen_hash": compute_hash(broadcast)})
         return _render(request, broadcast, form)
 

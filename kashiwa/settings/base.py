@@ -196,6 +196,9 @@ CELERY_TASK_QUEUES = (
 )
 CELERY_TASK_ROUTES = {
     "broadcasts.tasks.send_emergency_broadcast": {"queue": "emergency"},
+    # Alerts to supervisors travel with emergencies: never behind a long multicast.
+    "broadcasts.tasks.notifications.deliver_approval_alerts": {"queue": "emergency"},
+    "broadcasts.tasks.notifications.approval_alerts_tick": {"queue": "emergency"},
 }
 CELERY_BEAT_SCHEDULE = {
     "dispatch-due-broadcasts": {
@@ -215,6 +218,19 @@ CELERY_BEAT_SCHEDULE = {
         "task": "broadcasts.tasks_citizens.purge_webhook_events",
         "schedule": timedelta(hours=6),
         "options": {"expires": 600},
+    },
+    # Approval alerts (issue 13): escalation of unopened emergency alerts, and the backstop
+    # for alerts whose enqueue was lost (broker down) or whose worker died.
+    "approval-alerts-tick": {
+        "task": "broadcasts.tasks.notifications.approval_alerts_tick",
+        "schedule": timedelta(seconds=10),
+        "options": {"expires": 9},
+    },
+    # Ordinary submissions: one e-mail per reviewer with everything new since the last one.
+    "review-digests": {
+        "task": "broadcasts.tasks.notifications.send_review_digests",
+        "schedule": timedelta(minutes=env.get_int("REVIEW_DIGEST_MINUTES", 15)),
+        "options": {"expires": 300},
     },
     "refresh-insight": {
         "task": "broadcasts.tasks_insight.refresh_insight",
@@ -298,6 +314,32 @@ TEST_SEND_LIMIT = env.get_int("TEST_SEND_LIMIT", 5)
 TEST_SEND_WINDOW_MINUTES = env.get_int("TEST_SEND_WINDOW_MINUTES", 10)
 if TEST_SEND_LIMIT < 1 or TEST_SEND_WINDOW_MINUTES < 1:
     raise env.ConfigError("TEST_SEND_LIMIT と TEST_SEND_WINDOW_MINUTES は 1 以上にしてください")
+
+# --- Staff alerts (issue 13) ------------------------------------------------------------
+# The address staff open the app at: the links in alerts and digests start with it.
+SITE_URL = (env.get("SITE_URL", "http://127.0.0.1:8000") or "").rstrip("/")
+# An emergency alert nobody has opened after this many minutes goes to every 承認者 and 管理者.
+ALERT_ESCALATION_MINUTES = env.get_int("ALERT_ESCALATION_MINUTES", 5)
+# Ordinary submissions reach reviewers as one e-mail digest every this many minutes.
+REVIEW_DIGEST_MINUTES = env.get_int("REVIEW_DIGEST_MINUTES", 15)
+# How long a LINE link code shown to a staff member stays valid.
+LINE_LINK_CODE_MINUTES = env.get_int("LINE_LINK_CODE_MINUTES", 10)
+if min(ALERT_ESCALATION_MINUTES, REVIEW_DIGEST_MINUTES, LINE_LINK_CODE_MINUTES) < 1:
+    raise env.ConfigError(
+        "ALERT_ESCALATION_MINUTES・REVIEW_DIGEST_MINUTES・LINE_LINK_CODE_MINUTES は 1 以上にしてください"
+    )
+# E-mail: EMAIL_URL (smtp://user:password@host:25, submission://… for STARTTLS, smtps://…);
+# without it the embedded default prints mail on the console.
+_EMAIL = env.email(env.get("EMAIL_URL"), "django.core.mail.backends.console.EmailBackend")
+EMAIL_BACKEND = _EMAIL["EMAIL_BACKEND"]
+EMAIL_HOST = _EMAIL["EMAIL_HOST"]
+EMAIL_PORT = _EMAIL["EMAIL_PORT"]
+EMAIL_HOST_USER = _EMAIL["EMAIL_HOST_USER"]
+EMAIL_HOST_PASSWORD = _EMAIL["EMAIL_HOST_PASSWORD"]
+EMAIL_USE_TLS = _EMAIL["EMAIL_USE_TLS"]
+EMAIL_USE_SSL = _EMAIL["EMAIL_USE_SSL"]
+DEFAULT_FROM_EMAIL = env.get("DEFAULT_FROM_EMAIL", "line-haishin@city.kashiwa.lg.jp")
+EMAIL_TIMEOUT = env.get_int("EMAIL_TIMEOUT", 10)
 
 LOGGING = {
     "version": 1,

@@ -107,3 +107,55 @@ def broker_url(redis_url: str | None, broker: str | None, embedded_file: Path) -
             raise ConfigError(f"ブローカー URL の形式が不正です: scheme {scheme or '(none)'!r}")
         return url
     return f"sqlite:///{embedded_file.resolve()}"
+
+
+EMAIL_SCHEMES = {
+    "smtp": ("django.core.mail.backends.smtp.EmailBackend", 25, False, False),
+    "submission": ("django.core.mail.backends.smtp.EmailBackend", 587, True, False),
+    "smtp+tls": ("django.core.mail.backends.smtp.EmailBackend", 587, True, False),
+    "smtps": ("django.core.mail.backends.smtp.EmailBackend", 465, False, True),
+    "console": ("django.core.mail.backends.console.EmailBackend", 0, False, False),
+    "locmem": ("django.core.mail.backends.locmem.EmailBackend", 0, False, False),
+    "dummy": ("django.core.mail.backends.dummy.EmailBackend", 0, False, False),
+}
+
+
+def email(url: str | None, default_backend: str) -> dict[str, Any]:
+    """Parse EMAIL_URL (``smtp://user:password@host:25``, ``submission://…`` for STARTTLS on
+    587, ``smtps://…`` for TLS on 465, ``console://``) into Django's EMAIL_* settings."""
+    from urllib.parse import unquote
+
+    config: dict[str, Any] = {
+        "EMAIL_BACKEND": default_backend,
+        "EMAIL_HOST": "localhost",
+        "EMAIL_PORT": 25,
+        "EMAIL_HOST_USER": "",
+        "EMAIL_HOST_PASSWORD": "",
+        "EMAIL_USE_TLS": False,
+        "EMAIL_USE_SSL": False,
+    }
+    if not url:
+        return config
+    parsed = urlparse(url)
+    if parsed.scheme not in EMAIL_SCHEMES:
+        raise ConfigError(
+            f"EMAIL_URL の形式が不正です (smtp://user:pass@host:25, submission://…, smtps://…, "
+            f"console://): scheme {parsed.scheme or '(none)'!r}"
+        )
+    backend, port, tls, ssl = EMAIL_SCHEMES[parsed.scheme]
+    config["EMAIL_BACKEND"] = backend
+    if port:
+        if not parsed.hostname:
+            raise ConfigError("EMAIL_URL にメールサーバーのホスト名がありません")
+        try:
+            config["EMAIL_PORT"] = parsed.port or port
+        except ValueError as exc:
+            raise ConfigError(f"EMAIL_URL のポート番号が不正です: {exc}") from exc
+        config.update(
+            EMAIL_HOST=parsed.hostname,
+            EMAIL_HOST_USER=unquote(parsed.username or ""),
+            EMAIL_HOST_PASSWORD=unquote(parsed.password or ""),
+            EMAIL_USE_TLS=tls,
+            EMAIL_USE_SSL=ssl,
+        )
+    return config

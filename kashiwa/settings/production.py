@@ -18,6 +18,17 @@ LINE_DATA_API_BASE_URL = env.get("LINE_DATA_API_BASE_URL", "https://api-data.lin
 ALLOWED_HOSTS = env.get_list("ALLOWED_HOSTS", [])
 if not ALLOWED_HOSTS:
     raise env.ConfigError("環境変数 ALLOWED_HOSTS が設定されていません")
+# Links in alerts: SITE_URL, else the first allowed host over HTTPS.
+SITE_URL = (env.get("SITE_URL") or f"https://{ALLOWED_HOSTS[0].lstrip('.')}").rstrip("/")
+# Alerts by e-mail: EMAIL_URL, else the machine's own mail server (localhost:25).
+_EMAIL = env.email(env.get("EMAIL_URL") or "smtp://localhost:25", "")
+EMAIL_BACKEND = _EMAIL["EMAIL_BACKEND"]
+EMAIL_HOST = _EMAIL["EMAIL_HOST"]
+EMAIL_PORT = _EMAIL["EMAIL_PORT"]
+EMAIL_HOST_USER = _EMAIL["EMAIL_HOST_USER"]
+EMAIL_HOST_PASSWORD = _EMAIL["EMAIL_HOST_PASSWORD"]
+EMAIL_USE_TLS = _EMAIL["EMAIL_USE_TLS"]
+EMAIL_USE_SSL = _EMAIL["EMAIL_USE_SSL"]
 
 SECURE_SSL_REDIRECT = env.get_bool("SECURE_SSL_REDIRECT", True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

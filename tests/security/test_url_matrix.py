@@ -65,6 +65,10 @@ MATRIX = [
     Row("broadcasts:broadcast_stats_refresh", "POST", ALL_STAFF, args=pk("sent")),
     Row("broadcasts:progress", "GET", ALL_STAFF, args=pk("sent")),
     Row("broadcasts:detail", "GET", ALL_STAFF, args=pk("sent")),
+    # staff alerts: one's own LINE link; an alert's link (then the page the person may see)
+    Row("broadcasts:line_link", "GET", ALL_STAFF),
+    Row("broadcasts:alert_open", "GET", ALL_STAFF, args=pk("sent")),
+    Row("broadcasts:alert_open", "GET", {"drafter", "reviewer", "supervisor"}, args=pk("draft")),
     # drafting
     Row("broadcasts:create", "GET", DRAFTING),
     Row("broadcasts:preview_time", "GET", DRAFTING),

@@ -80,6 +80,8 @@ class Command(BaseCommand):
                 credentials[username] = secrets.token_urlsafe(12)
                 user.set_password(credentials[username])
             user.is_staff = role == roles.ADMIN
+            # Approval alerts go by e-mail too: the embedded default prints them on the console.
+            user.email = user.email or f"{username}@example.com"
             user.save()
             user.groups.set([Group.objects.get(name=role)])
             users[username] = user

@@ -24,7 +24,7 @@ from ...models import (
     StandardReply,
     WebhookEvent,
 )
-from .. import enqueue, replies
+from .. import enqueue, notifications, replies
 from .followers import (
     follower_ensure,
     follower_follow,
@@ -425,6 +425,10 @@ def _handle(event: WebhookEvent, reads: _BatchReads) -> list[dict[str, Any]]:
     if kind == "message":
         message = event.payload.get("message") or {}
         text = str(message.get("text", "")) if message.get("type") == "text" else ""
+        # A staff member's LINE link code is answered here and is never a citizen's message.
+        link_reply = notifications.line_link_message(line_user_id=user_id, text=text, now=at)
+        if link_reply is not None:
+            return link_reply
         if normalize(text) == normalize(citizen_defaults.SUBSCRIPTION_KEYWORD):
             follower = follower_ensure(line_user_id=user_id, at=at)
             return subscription_menu_messages(follower)

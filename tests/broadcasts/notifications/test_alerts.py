@@ -1,0 +1,291 @@
+"""Emergency and drill alerts: every 承認者 at once by LINE and e-mail, never the author, once
+per person and channel even when two workers run, escalated once when nobody opens them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+from django.core import mail
+from django.db import connection
+from django.urls import reverse
+
+from broadcasts import roles
+from broadcasts.models import Alert, AlertRound, Broadcast, BroadcastEvent
+from broadcasts.services import notifications
+from tests.broadcasts.notifications.conftest import NIGHT, link_line, staff, submit
+from tests.broadcasts.sending.helpers import approve
+
+PUSH = "/v2/bot/message/push"
+
+
+def at(minutes: float = 0, seconds: float = 0):
+    instant = NIGHT + dt.timedelta(minutes=minutes, seconds=seconds)
+    return lambda: instant
+
+
+def pushes_to(sandbox, line_user_id: str) -> list[str]:
+    return [
+        m["text"]
+        for d in sandbox.deliveries(endpoint="push", user_id=line_user_id)
+        for m in d.messages
+    ]
+
+
+def mails_to(address: str) -> list[mail.EmailMessage]:
+    return [m for m in mail.outbox if address in m.to]
+
+
+@pytest.mark.django_db
+def test_an_emergency_alerts_every_supervisor_at_once_but_not_its_author(
+    team, line_sandbox, night, django_capture_on_commit_callbacks
+):
+    boss_line = link_line(line_sandbox, team["boss"], 820_001)
+    author = staff("supervisor_author", roles.SUPERVISOR)  # a 承認者 may draft too
+    author_line = link_line(line_sandbox, author, 820_002)
+    with django_capture_on_commit_callbacks() as callbacks:
+        broadcast = submit(author)
+    assert len(callbacks) == 1  # the send, enqueued after commit on the emergency queue
+
+    alert_round = AlertRound.objects.get(broadcast=broadcast)
+    sent = notifications.approval_alerts_deliver(round_id=alert_round.pk, now_fn=at(seconds=1))
+    # boss: LINE + e-mail; deputy (no LINE): e-mail; the author: nothing.
+    assert sent == 3
+    [text] = pushes_to(line_sandbox, boss_line)
+    assert text.startswith("【緊急配信の承認依頼】")
+    assert "避難指示（利根川）" in text
+    assert reverse("broadcasts:alert_open", args=[broadcast.pk]) in text
+    assert pushes_to(line_sandbox, author_line) == []
+    assert len(mails_to("boss@city.kashiwa.lg.jp")) == 1
+    assert len(mails_to("deputy@city.kashiwa.lg.jp")) == 1
+    assert mails_to("supervisor_author@city.kashiwa.lg.jp") == []
+    # reviewers and admins are not asked (they cannot approve emergencies)
+    assert mails_to("reviewer@city.kashiwa.lg.jp") == mails_to("admin@city.kashiwa.lg.jp") == []
+    assert (
+        BroadcastEvent.objects.filter(broadcast=broadcast, verb="approval_alerts_sent").count() == 1
+    )
+    # Run again (a retry, the beat backstop): nothing more.
+    assert notifications.approval_alerts_deliver(round_id=alert_round.pk, now_fn=at(seconds=5)) == 0
+    assert notifications.approval_alerts_tick(now_fn=at(seconds=10)).sent == 0
+    assert len(pushes_to(line_sandbox, boss_line)) == 1
+    assert len(mail.outbox) == 2
+
+
+@pytest.mark.django_db
+def test_drills_alert_too_and_say_so(team, line_sandbox, night):
+    boss_line = link_line(line_sandbox, team["boss"], 820_011)
+    broadcast = submit(team["drafter"], drill=True, title="総合防災訓練")
+    alert_round = AlertRound.objects.get(broadcast=broadcast)
+    notifications.approval_alerts_deliver(round_id=alert_round.pk, now_fn=at(seconds=1))
+    [text] = pushes_to(line_sandbox, boss_line)
+    assert text.startswith("【訓練】")
+    assert "市民には届きません" in text
+    [message] = mails_to("boss@city.kashiwa.lg.jp")
+    assert message.subject.startswith("【訓練】")
+
+
+@pytest.mark.django_db
+def test_an_alert_for_a_broadcast_approved_meanwhile_is_not_sent(team, line_sandbox, night):
+    boss_line = link_line(line_sandbox, team["boss"], 820_021)
+    broadcast = submit(team["drafter"])
+    approve(broadcast, team["deputy"], now=NIGHT)
+    alert_round = AlertRound.objects.get(broadcast=broadcast)
+    assert notifications.approval_alerts_deliver(round_id=alert_round.pk, now_fn=at(seconds=1)) == 0
+    assert pushes_to(line_sandbox, boss_line) == []
+    assert set(alert_round.alerts.values_list("status", flat=True)) == {Alert.Status.SKIPPED}
+
+
+@pytest.mark.django_db
+def test_a_temporary_failure_is_retried_by_the_beat_task(team, line_sandbox, night):
+    boss_line = link_line(line_sandbox, team["boss"], 820_031)
+    line_sandbox.set_fault(PUSH, 500, count=1)
+    broadcast = submit(team["drafter"])
+    alert_round = AlertRound.objects.get(broadcast=broadcast)
+    notifications.approval_alerts_deliver(round_id=alert_round.pk, now_fn=at(seconds=1))
+    line_alert = alert_round.alerts.get(channel=Alert.Channel.LINE)
+    assert line_alert.status == Alert.Status.PENDING and line_alert.error
+    assert notifications.approval_alerts_tick(now_fn=at(seconds=10)).sent == 1
+    assert len(pushes_to(line_sandbox, boss_line)) == 1
+
+
+@pytest.mark.django_db
+def test_a_worker_that_died_after_pushing_does_not_make_the_push_twice(team, line_sandbox, night):
+    """LINE accepted the push, then the worker died before recording it: the next worker
+    pushes again with the same retry key, and LINE answers 409 (already accepted)."""
+    boss_line = link_line(line_sandbox, team["boss"], 820_041)
+    broadcast = submit(team["drafter"])
+    alert_round = AlertRound.objects.get(broadcast=broadcast)
+    notifications.approval_alerts_deliver(round_id=alert_round.pk, now_fn=at(seconds=1))
+    Alert.objects.filter(round=alert_round, channel=Alert.Channel.LINE).update(
+        status=Alert.Status.SENDING, sent_at=None, claimed_at=NIGHT
+    )
+    # Not before the claim is stale…
+    assert notifications.approval_alerts_tick(now_fn=at(minutes=1)).sent == 0
+    # …then taken over.
+    assert notifications.approval_alerts_tick(now_fn=at(minutes=2, seconds=10)).sent == 1
+    assert len(pushes_to(line_sandbox, boss_line)) == 1
+    assert alert_round.alerts.get(channel=Alert.Channel.LINE).status == Alert.Status.SENT
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_at_once_alert_each_person_once_per_channel(line_sandbox, time_machine):
+    time_machine.move_to(NIGHT, tick=False)
+    boss = staff("boss", roles.SUPERVISOR)
+    deputy = staff("deputy", roles.SUPERVISOR)
+    drafter = staff("drafter", roles.DRAFTER)
+    lines = [link_line(line_sandbox, boss, 820_051), link_line(line_sandbox, deputy, 820_052)]
+    # LINE answers slowly: the second worker arrives while the first is still sending.
+    line_sandbox.set_fault(PUSH, mode="latency", latency_ms=300, count=None)
+    broadcast = submit(drafter)
+    round_id = AlertRound.objects.get(broadcast=broadcast).pk
+    start = threading.Barrier(2)
+    results: list[int] = []
+
+    def worker() -> None:
+        try:
+            start.wait()
+            results.append(
+                notifications.approval_alerts_deliver(round_id=round_id, now_fn=at(seconds=1))
+            )
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(results) == [0, 4] or sum(results) == 4
+    for line_user_id in lines:
+        assert len(pushes_to(line_sandbox, line_user_id)) == 1
+    assert sorted(a for m in mail.outbox for a in m.to) == [
+        "boss@city.kashiwa.lg.jp",
+        "deputy@city.kashiwa.lg.jp",
+    ]
+
+
+@pytest.mark.django_db
+def test_unopened_alerts_escalate_once_after_the_configured_minutes(
+    team, line_sandbox, night, settings
+):
+    settings.ALERT_ESCALATION_MINUTES = 5
+    admin_line = link_line(line_sandbox, team["admin"], 820_061)
+    boss_line = link_line(line_sandbox, team["boss"], 820_062)
+    broadcast = submit(team["drafter"])
+    alert_round = AlertRound.objects.get(broadcast=broadcast)
+    notifications.approval_alerts_deliver(round_id=alert_round.pk, now_fn=at(seconds=1))
+    mail.outbox.clear()
+
+    assert notifications.approval_alerts_tick(now_fn=at(minutes=4, seconds=59)).escalated == []
+    assert pushes_to(line_sandbox, admin_line) == []
+    result = notifications.approval_alerts_tick(now_fn=at(minutes=5))
+    assert result.escalated == [alert_round.pk]
+    [admin_text] = pushes_to(line_sandbox, admin_line)
+    assert admin_text.startswith("【至急・未対応】")
+    assert len(pushes_to(line_sandbox, boss_line)) == 2  # the first alert and the escalation
+    escalated_to = sorted(a for m in mail.outbox for a in m.to)
+    assert escalated_to == [
+        "admin@city.kashiwa.lg.jp",
+        "boss@city.kashiwa.lg.jp",
+        "deputy@city.kashiwa.lg.jp",
+    ]  # every 承認者 and 管理者; not the drafter, not the 広報担当
+    # Once only, however often the beat runs.
+    for minutes in (5, 6, 30):
+        assert notifications.approval_alerts_tick(now_fn=at(minutes=minutes)).escalated == []
+    assert len(pushes_to(line_sandbox, admin_line)) == 1
+    assert len(mail.outbox) == 3
+    assert BroadcastEvent.objects.filter(verb="approval_alerts_escalated").count() == 1
+    alert_round.refresh_from_db()
+    assert alert_round.escalated_at == NIGHT + dt.timedelta(minutes=5)
+
+
+@pytest.mark.django_db
+def test_the_escalation_time_is_configurable(team, line_sandbox, night, settings):
+    settings.ALERT_ESCALATION_MINUTES = 2
+    submit(team["drafter"])
+    assert notifications.approval_alerts_tick(now_fn=at(minutes=1, seconds=59)).escalated == []
+    assert len(notifications.approval_alerts_tick(now_fn=at(minutes=2)).escalated) == 1
+
+
+@pytest.mark.django_db
+def test_opening_the_link_stops_the_escalation_and_shows_on_the_broadcast(
+    client, team, line_sandbox, night
+):
+    link_line(line_sandbox, team["boss"], 820_071)
+    broadcast = submit(team["drafter"])
+    alert_round = AlertRound.objects.get(broadcast=broadcast)
+    notifications.approval_alerts_deliver(round_id=alert_round.pk, now_fn=at(seconds=1))
+
+    client.force_login(team["boss"])
+    response = client.get(reverse("broadcasts:alert_open", args=[broadcast.pk]))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("broadcasts:emergency_approve", args=[broadcast.pk])
+    assert alert_round.alerts.filter(recipient=team["boss"], opened_at__isnull=False).count() == 2
+    assert notifications.approval_alerts_tick(now_fn=at(minutes=10)).escalated == []
+
+    page = client.get(reverse("broadcasts:detail", args=[broadcast.pk])).content.decode()
+    panel = page.split('data-testid="alerts-panel"', 1)[1].split("</section>", 1)[0]
+    assert "boss" in panel and "deputy" in panel
+    assert panel.count("開封 11/29(日) 23:00") == 2  # boss's LINE and e-mail
+    assert "未開封" in panel  # deputy's e-mail
+    assert "LINE" in panel and "メール" in panel
+
+
+@pytest.mark.django_db
+def test_an_unalerted_persons_visit_does_not_count_as_opened(client, team, line_sandbox, night):
+    broadcast = submit(team["drafter"])
+    client.force_login(team["reviewer"])  # not alerted: reviewers cannot approve emergencies
+    response = client.get(reverse("broadcasts:alert_open", args=[broadcast.pk]))
+    assert response["Location"] == reverse("broadcasts:detail", args=[broadcast.pk])
+    assert AlertRound.objects.get(broadcast=broadcast).first_opened_at is None
+    assert len(notifications.approval_alerts_tick(now_fn=at(minutes=5)).escalated) == 1
+
+
+@pytest.mark.django_db
+def test_a_resubmission_alerts_again(team, line_sandbox, time_machine):
+    time_machine.move_to(NIGHT, tick=False)
+    broadcast = submit(team["drafter"])
+    from broadcasts import services
+
+    services.broadcast_withdraw(broadcast=broadcast, actor=team["drafter"])
+    time_machine.move_to(NIGHT + dt.timedelta(minutes=1), tick=False)
+    services.broadcast_submit(
+        broadcast=Broadcast.objects.get(pk=broadcast.pk), actor=team["drafter"]
+    )
+    rounds = list(AlertRound.objects.filter(broadcast=broadcast).order_by("submitted_at"))
+    assert len(rounds) == 2
+    # the first round's alerts are not sent any more: that submission was withdrawn
+    assert notifications.approval_alerts_deliver(round_id=rounds[0].pk, now_fn=at(minutes=1)) == 0
+    assert notifications.approval_alerts_deliver(round_id=rounds[1].pk, now_fn=at(minutes=1)) == 2
+
+
+@pytest.mark.django_db
+def test_opening_the_approval_screen_without_the_link_counts_too(client, team, line_sandbox, night):
+    broadcast = submit(team["drafter"])
+    client.force_login(team["deputy"])
+    page = client.get(reverse("broadcasts:emergency_approve", args=[broadcast.pk]))
+    assert page.status_code == 200
+    alert_round = AlertRound.objects.get(broadcast=broadcast)
+    assert alert_round.first_opened_at == NIGHT
+    assert (
+        BroadcastEvent.objects.filter(verb="approval_alert_opened", actor=team["deputy"]).count()
+        == 1
+    )
+    client.get(reverse("broadcasts:emergency_approve", args=[broadcast.pk]))  # again: no new row
+    assert BroadcastEvent.objects.filter(verb="approval_alert_opened").count() == 1
+    assert notifications.approval_alerts_tick(now_fn=at(minutes=6)).escalated == []
+
+
+@pytest.mark.django_db
+def test_when_no_supervisor_can_be_reached_the_admins_are_alerted_at_the_next_tick(
+    line_sandbox, night
+):
+    drafter = staff("drafter", roles.DRAFTER)
+    staff("boss", roles.SUPERVISOR, email=False)  # neither LINE nor e-mail
+    staff("admin", roles.ADMIN)
+    broadcast = submit(drafter)
+    assert not Alert.objects.filter(round__broadcast=broadcast).exists()
+    result = notifications.approval_alerts_tick(now_fn=at(seconds=10))
+    assert len(result.escalated) == 1
+    assert [m.to for m in mail.outbox] == [["admin@city.kashiwa.lg.jp"]]

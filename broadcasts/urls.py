@@ -15,6 +15,7 @@ from .views import (
 )
 from .views import emergency as emergency_views
 from .views import notifications as notification_views
+from .views import official as official_views
 from .views import public as public_views
 from .views import richmenu as richmenu_views
 
@@ -70,6 +71,9 @@ urlpatterns = [
     # staff alerts (issue 13)
     path("account/line/", notification_views.line_link, name="line_link"),
     path("broadcasts/<int:pk>/alert/", notification_views.alert_open, name="alert_open"),
+    # official information: JMA 防災情報XML and 防災メール (issue 15)
+    path("official/", official_views.official_list, name="official_list"),
+    path("official/<int:pk>/", official_views.official_detail, name="official_detail"),
     # public pages, no login (issue 7)
     path("public/", public_views.account, name="public_account"),
     path("public/policy/", public_views.policy_page, name="public_policy"),

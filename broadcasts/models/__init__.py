@@ -11,6 +11,7 @@ from .citizens import AutoReplyRule, Follower, PublicNotice, StandardReply, Webh
 from .delivery import Delivery
 from .insight import BroadcastStats, DailyStats
 from .notifications import Alert, AlertRound, LineLink, LineLinkAttempt, LineLinkCode
+from .official import OfficialFeed, OfficialMessage, OfficialRule
 from .richmenu import RichMenu
 from .templates import AllowedDomain, MessageTemplate
 
@@ -33,6 +34,9 @@ __all__ = [
     "LineLinkAttempt",
     "LineLinkCode",
     "MessageTemplate",
+    "OfficialFeed",
+    "OfficialMessage",
+    "OfficialRule",
     "PublicNotice",
     "RichMenu",
     "StandardReply",

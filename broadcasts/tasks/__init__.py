@@ -15,12 +15,14 @@ from .citizens import (
 )
 from .insight import refresh_broadcast_stats, refresh_insight
 from .notifications import approval_alerts_tick, deliver_approval_alerts, send_review_digests
+from .official import poll_official_feeds
 from .sending import dispatch_due_broadcasts, send_broadcast, send_emergency_broadcast
 
 __all__ = [
     "approval_alerts_tick",
     "deliver_approval_alerts",
     "dispatch_due_broadcasts",
+    "poll_official_feeds",
     "process_new_webhook_events",
     "process_pending_webhook_events",
     "process_webhook_events",

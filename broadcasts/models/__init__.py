@@ -10,6 +10,16 @@ from .calendar import CalendarOverride
 from .citizens import AutoReplyRule, Follower, PublicNotice, StandardReply, WebhookEvent
 from .delivery import Delivery
 from .insight import BroadcastStats, DailyStats
+from .moderation import (
+    CitizenMessage,
+    DraftRiskWordList,
+    ModerationMeasure,
+    ModerationRule,
+    ModerationSettings,
+    ProhibitedItem,
+    ReplySuppression,
+)
+from .policy import PolicyVersion
 from .richmenu import RichMenu
 from .templates import AllowedDomain, MessageTemplate
 
@@ -22,12 +32,20 @@ __all__ = [
     "BroadcastStats",
     "CalendarOverride",
     "Category",
+    "CitizenMessage",
     "DailyStats",
     "Delivery",
     "Division",
+    "DraftRiskWordList",
     "Follower",
     "MessageTemplate",
+    "ModerationMeasure",
+    "ModerationRule",
+    "ModerationSettings",
+    "PolicyVersion",
+    "ProhibitedItem",
     "PublicNotice",
+    "ReplySuppression",
     "RichMenu",
     "StandardReply",
     "User",

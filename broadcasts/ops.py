@@ -119,6 +119,8 @@ class OpsStatus:
     #: processes of the embedded stack restarted in the last day (not a problem by itself:
     #: each is running again; shown so that a crash does not go unnoticed)
     restarts: list[ProcessRestart] = field(default_factory=list)
+    #: the channel LINE says this is, against policy 3's 「柏市役所」 @kashiwa_shi
+    account: Any = None
 
     @property
     def healthy(self) -> bool:
@@ -127,6 +129,7 @@ class OpsStatus:
             or self.stuck
             or self.webhook_backlog
             or None in self.queues.values()
+            or (self.account is not None and self.account.checked and not self.account.matches)
         )
 
 
@@ -146,8 +149,15 @@ def ops_status(now: dt.datetime | None = None) -> OpsStatus:
             processed_at__isnull=True, received_at__lt=now - dt.timedelta(minutes=2)
         ).count(),
         restarts=process_restarts(now),
+        account=_account_identity(),
         **_reply_problems(now),
     )
+
+
+def _account_identity() -> Any:
+    from .line.identity import account_identity
+
+    return account_identity()
 
 
 def _reply_problems(now: dt.datetime) -> dict[str, int]:
@@ -182,6 +192,7 @@ def as_json(status: OpsStatus) -> dict[str, Any]:
         "webhook_backlog": status.webhook_backlog,
         "webhook_replies_expired": status.webhook_replies_expired,
         "webhook_replies_failed": status.webhook_replies_failed,
+        "account": status.account.as_json() if status.account is not None else None,
         "process_restarts": [
             {"name": r.name, "died_at": r.died_at.isoformat(), "returncode": r.returncode}
             for r in status.restarts

@@ -15,6 +15,7 @@ from .views import (
 )
 from .views import emergency as emergency_views
 from .views import moderation as moderation_views
+from .views import personal_data as personal_data_views
 from .views import public as public_views
 from .views import richmenu as richmenu_views
 
@@ -99,4 +100,6 @@ urlpatterns = [
         moderation_views.moderation_suppression_lift,
         name="moderation_suppression_lift",
     ),
+    # personal data the app keeps (issue 17, policy 10), admins
+    path("personal-data/", personal_data_views.personal_data, name="personal_data"),
 ]

@@ -12,6 +12,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .personal_data import PersonalData
+
 DEFAULT_RETENTION_DAYS = 30
 
 
@@ -122,6 +124,15 @@ class DraftRiskWordList(models.Model):
 class CitizenMessage(models.Model):
     """A message a citizen sent to the account, kept for the moderation inbox."""
 
+    personal_data = PersonalData(
+        subject="市民",
+        fields=("line_user_id", "text", "note"),
+        purpose="禁止事項（運用ポリシー6）に当たる投稿への対応",
+        retention="受信から {retention_days} 日（市が設定）",
+        purge_beat="purge-citizen-messages",
+        purge_job="citizen_messages",
+    )
+
     class FlagSource(models.TextChoices):
         NONE = "", _("なし")
         RULE = "rule", _("自動（ルール）")
@@ -178,6 +189,13 @@ class CitizenMessage(models.Model):
 class ModerationMeasure(models.Model):
     """A 措置 the city took about a message or its sender (policy 6, second sentence)."""
 
+    personal_data = PersonalData(
+        subject="市民",
+        fields=("line_user_id", "detail"),
+        purpose="市が講じた措置（ブロックなど）の記録",
+        retention="削除の仕組みはありません（市の措置の記録。メッセージ本文は含みません）",
+    )
+
     class Kind(models.TextChoices):
         BLOCKED = "blocked", _("LINE 公式アカウント管理画面でブロック済み")
         CHAT_DELETED = "deleted", _("LINE 公式アカウント管理画面でトークを削除済み")
@@ -223,6 +241,13 @@ class ModerationMeasure(models.Model):
 
 class ReplySuppression(models.Model):
     """No automatic replies to this citizen until ``until`` (policy 6: the city's 措置)."""
+
+    personal_data = PersonalData(
+        subject="市民",
+        fields=("line_user_id", "reason"),
+        purpose="自動応答を止めている利用者と期間",
+        retention="削除の仕組みはありません（停止の記録）",
+    )
 
     line_user_id = models.CharField(_("LINE ユーザーID"), max_length=64, db_index=True)
     until = models.DateTimeField(_("停止の終了日時"))

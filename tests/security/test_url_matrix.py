@@ -132,6 +132,7 @@ MATRIX = [
         data={"kind": "blocked"},
     ),
     Row("broadcasts:moderation_suppression_lift", "POST", MODERATING, args=pk("suppression")),
+    Row("broadcasts:personal_data", "GET", {"admin"}),
 ]
 
 

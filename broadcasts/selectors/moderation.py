@@ -227,13 +227,24 @@ def prohibited_items() -> list[ProhibitedItem]:
 
 @dataclass(frozen=True)
 class DraftRisk:
+    """A clause-6 risk in a draft, shaped like a pre-send check result (``checks.CheckResult``:
+    level, label, detail) so the checklist shows it; ``clause`` names the item, and the review
+    screen repeats these next to the approve button."""
+
     item: ProhibitedItem
     list_name: str
     words: tuple[str, ...]
+    level: str = "warn"
+    level_label: str = "要確認"
+
+    @property
+    def clause(self) -> str:
+        return self.item.clause
 
     @property
     def label(self) -> str:
-        return f"{self.item.clause} {self.item.label}の可能性"
+        """「ポリシー6(3)「政治・宗教活動」: 選挙・政治活動の可能性」"""
+        return f"{self.item.clause}「{self.item.label}」: {self.list_name}の可能性"
 
     @property
     def detail(self) -> str:
@@ -258,3 +269,10 @@ def draft_risks(texts: Iterable[str]) -> list[DraftRisk]:
         if found:
             risks.append(DraftRisk(item=word_list.item, list_name=word_list.name, words=found))
     return risks
+
+
+def draft_risk_checks(messages: list[dict[str, Any]]) -> list[DraftRisk]:
+    """The pre-send checklist's clause-6 warnings for a draft's messages."""
+    from ..content import message_texts
+
+    return draft_risks(message_texts(messages))

@@ -108,3 +108,9 @@ def role_names(user: User | AnonymousUser | None) -> list[str]:
 
 
 register.filter("role_names", role_names)
+
+
+@register.filter
+def clause_risks(checklist: list[object] | None) -> list[object]:
+    """The checklist's policy-6 warnings (results that name a clause item)."""
+    return [c for c in checklist or [] if getattr(c, "clause", "")]

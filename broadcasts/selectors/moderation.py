@@ -198,6 +198,15 @@ def inbox_counts() -> dict[str, int]:
     return {"total": CitizenMessage.objects.count(), "flagged": flagged.count()}
 
 
+def flagged_open_count() -> int:
+    """Flagged messages nobody has recorded a 措置 for (the dashboard's reminder)."""
+    return (
+        CitizenMessage.objects.filter(item__isnull=False)
+        .exclude(Exists(ModerationMeasure.objects.filter(message=OuterRef("pk"))))
+        .count()
+    )
+
+
 def citizen_history(*, line_user_id: str, exclude_id: int | None = None) -> dict[str, Any]:
     """This citizen's other kept messages, the 措置 recorded and the stops, newest first."""
     others = CitizenMessage.objects.filter(line_user_id=line_user_id).select_related("item")

@@ -22,9 +22,10 @@ from django.views.decorators.http import require_GET
 
 from .. import selectors
 from ..models import Broadcast, Category, User
-from ..permissions import can_administer
+from ..permissions import can_administer, can_moderate
 from ..schedule import Calendar
 from ..selectors import dashboard as dash
+from ..selectors.moderation import flagged_open_count
 from ..selectors.richmenu import rich_menu_placeholders
 from ..services.insight import line_quota_cached
 
@@ -82,6 +83,7 @@ def _action(request: HttpRequest, now: dt.datetime, calendar: Calendar) -> dict[
         "emergency_approvals": dash.emergency_approvals(user) if roles.supervisor else None,
         "my_drafts": dash.my_drafts(user) if roles.drafter else None,
         "my_pending": dash.my_pending(user) if roles.drafter else None,
+        "moderation_open": flagged_open_count() if can_moderate(user) else None,
     }
 
 

@@ -143,3 +143,21 @@ def test_a_drafter_cannot_post_actions(client, drafter, inbox_rows):
     )
     assert r.status_code == 403
     assert not ReplySuppression.objects.exists()
+
+
+def test_the_dashboard_reminds_moderators_of_flagged_messages_without_a_measure(
+    client, reviewer, drafter, inbox_rows
+):
+    client.force_login(reviewer)
+    html = client.get(reverse("broadcasts:dashboard")).content.decode()
+    assert "措置の記録なし）: 1 件" in html
+    moderation.moderation_measure_record(
+        message=inbox_rows[0], kind="none", detail="", actor=reviewer, now=T0
+    )
+    html = client.get(reverse("broadcasts:dashboard")).content.decode()
+    assert 'data-testid="moderation-open"' not in html
+    client.force_login(drafter)
+    assert (
+        'data-testid="moderation-open"'
+        not in client.get(reverse("broadcasts:dashboard")).content.decode()
+    )

@@ -10,7 +10,7 @@ from django.apps import apps
 from django.urls import reverse
 
 from broadcasts.selectors.personal_data import PERSONAL_FIELD_NAMES, declaration_of
-from broadcasts.services import moderation
+from broadcasts.services import citizens, moderation
 
 pytestmark = pytest.mark.django_db
 
@@ -53,6 +53,7 @@ def test_the_page_lists_what_where_how_long_and_the_last_purge(client, admin_use
         at=T0,
     )
     moderation.citizen_messages_purge(now=T0 + dt.timedelta(days=31))
+    citizens.webhook_events_purge(now=T0)
 
     client.force_login(reviewer)
     assert client.get(reverse("broadcasts:personal_data")).status_code == 403

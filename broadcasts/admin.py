@@ -438,3 +438,155 @@ class OfficialMessageAdmin(ReadOnlyAdmin):
 @admin.register(models.OfficialFeed)
 class OfficialFeedAdmin(ReadOnlyAdmin):
     list_display = ("url", "last_success_at", "consecutive_failures", "last_error_at")
+
+
+# --- moderation and the policy (issue 17): every change goes through an audited service -------
+
+
+@admin.register(models.ProhibitedItem)
+class ProhibitedItemAdmin(ReadOnlyAdmin):
+    """Policy 6's list, as adopted: changed only with the policy (a migration)."""
+
+    list_display = ("number", "label", "text")
+
+
+class _ModerationRuleForm(forms.ModelForm):
+    class Meta:
+        model = models.ModerationRule
+        fields = ("name", "kind", "item", "patterns", "is_active")
+
+    def clean(self):
+        from .services.moderation import moderation_rule_problems
+
+        cleaned = super().clean()
+        rule = models.ModerationRule(
+            **{f: cleaned.get(f) for f in ("name", "kind", "patterns", "is_active")}
+        )
+        problems = moderation_rule_problems(rule)
+        if problems:
+            raise forms.ValidationError(problems)
+        return cleaned
+
+
+@admin.register(models.ModerationRule)
+class ModerationRuleAdmin(_AuditedDeleteMixin, admin.ModelAdmin):
+    form = _ModerationRuleForm
+    list_display = ("name", "kind", "item", "is_active", "updated_at")
+    list_filter = ("kind", "is_active", "item")
+
+    def save_model(self, request, obj, form, change) -> None:  # type: ignore[override]
+        from .services.moderation import moderation_rule_save
+
+        moderation_rule_save(rule=obj, actor=request.user)
+
+    def delete_model(self, request, obj) -> None:  # type: ignore[override]
+        from .services.moderation import moderation_rule_delete
+
+        moderation_rule_delete(rule=obj, actor=request.user)
+
+
+@admin.register(models.DraftRiskWordList)
+class DraftRiskWordListAdmin(_AuditedDeleteMixin, admin.ModelAdmin):
+    list_display = ("name", "item", "is_active", "updated_at")
+    list_filter = ("is_active", "item")
+
+    def save_model(self, request, obj, form, change) -> None:  # type: ignore[override]
+        from .services.moderation import draft_word_list_save
+
+        draft_word_list_save(word_list=obj, actor=request.user)
+
+    def delete_model(self, request, obj) -> None:  # type: ignore[override]
+        from .services.moderation import draft_word_list_delete
+
+        draft_word_list_delete(word_list=obj, actor=request.user)
+
+
+@admin.register(models.ModerationSettings)
+class ModerationSettingsAdmin(admin.ModelAdmin):
+    list_display = ("retention_days", "default_suppression_days", "updated_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # one row, seeded
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change) -> None:  # type: ignore[override]
+        from .services.moderation import moderation_settings_save
+
+        moderation_settings_save(
+            retention_days=obj.retention_days,
+            default_suppression_days=obj.default_suppression_days,
+            actor=request.user,
+        )
+
+
+class _PolicyVersionForm(forms.ModelForm):
+    class Meta:
+        model = models.PolicyVersion
+        fields = ("title", "body", "enacted_on", "amended_on", "effective_on", "summary")
+
+    def clean(self):
+        from .services.policy import policy_version_problems
+
+        cleaned = super().clean()
+        version = models.PolicyVersion(**{f: cleaned.get(f) for f in self.Meta.fields})
+        problems = policy_version_problems(version)
+        if problems:
+            raise forms.ValidationError([p.message for p in problems])
+        return cleaned
+
+
+@admin.register(models.PolicyVersion)
+class PolicyVersionAdmin(_AuditedDeleteMixin, admin.ModelAdmin):
+    """Drafts are edited here; 「公開する」 publishes (public page from the 施行日, and an
+    announcement broadcast waiting for approval). A published version never changes."""
+
+    form = _PolicyVersionForm
+    list_display = ("title", "status", "enacted_on", "amended_on", "effective_on", "published_at")
+    list_filter = ("status",)
+    readonly_fields = ("status", "published_at", "published_by", "announcement")
+    actions = ("publish",)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and obj.status != models.PolicyVersion.Status.DRAFT:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and obj.status != models.PolicyVersion.Status.DRAFT:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def save_model(self, request, obj, form, change) -> None:  # type: ignore[override]
+        from .services.policy import policy_version_save
+
+        policy_version_save(version=obj, actor=request.user)
+
+    def delete_model(self, request, obj) -> None:  # type: ignore[override]
+        from .services.policy import policy_version_delete
+
+        policy_version_delete(version=obj, actor=request.user)
+
+    @admin.action(description="選択した版を公開する（お知らせの配信を承認待ちで作成）")
+    def publish(self, request: HttpRequest, queryset: Any) -> None:
+        from django.utils import timezone
+
+        from .services.errors import BroadcastInvalid
+        from .services.policy import policy_version_publish
+
+        for version in queryset:
+            try:
+                version = policy_version_publish(
+                    version=version, actor=request.user, now=timezone.now()
+                )
+            except BroadcastInvalid as exc:
+                messages.error(
+                    request, f"{version}: " + " / ".join(p.message for p in exc.problems)
+                )
+            else:
+                messages.success(
+                    request,
+                    f"{version} を公開しました。お知らせの配信「{version.announcement.title}」"
+                    "が承認待ちになっています。",
+                )

@@ -30,6 +30,7 @@ from .content import (
 from .line.errors import LineError, LineTemporaryError
 from .models import AllowedDomain, Broadcast, Category
 from .schedule import JST, format_date, format_jst
+from .selectors.moderation import draft_risk_checks
 
 OK = "ok"
 WARN = "warn"
@@ -322,6 +323,8 @@ def run_checks(
             category_ids, day=send_day or now.astimezone(JST).date(), exclude_id=exclude_id
         ),
     ]
+    # Policy 6 applied to the city's own posts: one warning per word list hit, naming the item.
+    results += draft_risk_checks(messages)
     return results
 
 

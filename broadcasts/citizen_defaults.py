@@ -17,13 +17,39 @@ NO_INDIVIDUAL_ANSWERS = (
     f"または柏市役所 代表電話 {CITY_PHONE}（開庁日 8:30〜17:15）へお願いします。"
 )
 
-GREETING_TEXT = (
+# The greeting as it was before it linked to the policy (the migration that added the link
+# updates a greeting still equal to this; one an admin has changed is left alone).
+GREETING_TEXT_WITHOUT_POLICY = (
     "柏市役所の LINE 公式アカウントを友だち追加いただき、ありがとうございます。\n"
     "防災・防犯、子育て・教育、イベントなど、柏市からのお知らせをお届けします。\n\n"
     "はじめは全てのカテゴリのお知らせを受け取る設定です。"
     "メニューの「受信設定」をタップするか「受信設定」と送信すると、"
     "受け取るカテゴリを選べます。\n\n" + NO_INDIVIDUAL_ANSWERS
 )
+
+
+def policy_url() -> str:
+    """The public policy page (policy 7), on the address citizens reach this app at."""
+    from django.conf import settings
+
+    return settings.PUBLIC_BASE_URL.rstrip("/") + "/public/policy/"
+
+
+def greeting_text(url: str) -> str:
+    """The greeting, linking to the operating policy (policy 2: using the account means
+    agreeing to it; policy 7: it is published)."""
+    return (
+        GREETING_TEXT_WITHOUT_POLICY
+        + f"\n\nご利用の前に、柏市公式 LINE アカウント運用ポリシーをご確認ください。\n{url}"
+    )
+
+
+def __getattr__(name: str) -> str:
+    # GREETING_TEXT depends on a setting: computed when used, not at import.
+    if name == "GREETING_TEXT":
+        return greeting_text(policy_url())
+    raise AttributeError(name)
+
 
 DEFAULT_REPLY_TEXT = (
     "メッセージありがとうございます。\n"
@@ -191,7 +217,10 @@ def seed_citizen_side(apps: Any) -> None:
         )
 
     StandardReply = apps.get_model("broadcasts", "StandardReply")
-    for kind, body in (("greeting", GREETING_TEXT), ("default", DEFAULT_REPLY_TEXT)):
+    for kind, body in (
+        ("greeting", greeting_text(policy_url())),
+        ("default", DEFAULT_REPLY_TEXT),
+    ):
         StandardReply.objects.get_or_create(kind=kind, defaults={"messages": [text(body)]})
 
     AutoReplyRule = apps.get_model("broadcasts", "AutoReplyRule")

@@ -123,6 +123,8 @@ class OpsStatus:
     #: JMA feeds whose last poll failed (issue 15), and official messages refused in a day
     official_feed_problems: list[OfficialFeed] = field(default_factory=list)
     official_refused: int = 0
+    #: the channel LINE says this is, against policy 3's 「柏市役所」 @kashiwa_shi
+    account: Any = None
 
     @property
     def healthy(self) -> bool:
@@ -132,6 +134,7 @@ class OpsStatus:
             or self.stuck
             or self.webhook_backlog
             or None in self.queues.values()
+            or (self.account is not None and self.account.checked and not self.account.matches)
         )
 
 
@@ -153,8 +156,15 @@ def ops_status(now: dt.datetime | None = None) -> OpsStatus:
         restarts=process_restarts(now),
         official_feed_problems=official_selectors.official_feed_problems(),
         official_refused=official_selectors.official_refused_count(now),
+        account=_account_identity(),
         **_reply_problems(now),
     )
+
+
+def _account_identity() -> Any:
+    from .line.identity import account_identity
+
+    return account_identity()
 
 
 def _reply_problems(now: dt.datetime) -> dict[str, int]:
@@ -199,6 +209,7 @@ def as_json(status: OpsStatus) -> dict[str, Any]:
             for f in status.official_feed_problems
         ],
         "official_refused": status.official_refused,
+        "account": status.account.as_json() if status.account is not None else None,
         "process_restarts": [
             {"name": r.name, "died_at": r.died_at.isoformat(), "returncode": r.returncode}
             for r in status.restarts

@@ -107,3 +107,8 @@ def can_manage_accounts(user: User) -> bool:
     """管理者: reset another user's second factor, set a forgotten password, unlock a login.
     Never the power to make anyone superuser or grant raw permissions (command line only)."""
     return user.is_active and user.has_perm("broadcasts.change_user")
+
+
+def can_moderate(user: User) -> bool:
+    """広報担当 and 管理者: the moderation inbox of citizens' messages (policy 6)."""
+    return user.is_active and user.has_perm("broadcasts.moderate_citizenmessage")

@@ -103,8 +103,10 @@ def seed_all(apps: Any) -> None:
     """Everything the data migrations seed, for tests whose database is flushed between
     tests (transactional and live-server tests)."""
     from .citizen_defaults import seed_citizen_side
+    from .policy.prohibited import seed_moderation_policy
 
     seed_categories_and_groups(apps)
     seed_allowed_domains(apps)
     seed_citizen_side(apps)
     seed_official(apps)
+    seed_moderation_policy(apps)

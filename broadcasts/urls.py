@@ -14,8 +14,10 @@ from .views import (
     stats,
 )
 from .views import emergency as emergency_views
+from .views import moderation as moderation_views
 from .views import notifications as notification_views
 from .views import official as official_views
+from .views import personal_data as personal_data_views
 from .views import public as public_views
 from .views import richmenu as richmenu_views
 
@@ -83,4 +85,29 @@ urlpatterns = [
     path("richmenus/switch/", richmenu_views.richmenu_switch, name="richmenu_switch"),
     path("richmenus/<int:pk>/image/", richmenu_views.richmenu_image, name="richmenu_image"),
     path("richmenus/<int:pk>/publish/", richmenu_views.richmenu_publish, name="richmenu_publish"),
+    # moderation of citizens' messages (issue 17, policy 6)
+    path("moderation/", moderation_views.moderation_inbox, name="moderation_inbox"),
+    path("moderation/<int:pk>/", moderation_views.moderation_message, name="moderation_message"),
+    path("moderation/<int:pk>/flag/", moderation_views.moderation_flag, name="moderation_flag"),
+    path(
+        "moderation/<int:pk>/unflag/", moderation_views.moderation_unflag, name="moderation_unflag"
+    ),
+    path("moderation/<int:pk>/note/", moderation_views.moderation_note, name="moderation_note"),
+    path(
+        "moderation/<int:pk>/suppress/",
+        moderation_views.moderation_suppress,
+        name="moderation_suppress",
+    ),
+    path(
+        "moderation/<int:pk>/measure/",
+        moderation_views.moderation_measure,
+        name="moderation_measure",
+    ),
+    path(
+        "moderation/suppressions/<int:pk>/lift/",
+        moderation_views.moderation_suppression_lift,
+        name="moderation_suppression_lift",
+    ),
+    # personal data the app keeps (issue 17, policy 10), admins
+    path("personal-data/", personal_data_views.personal_data, name="personal_data"),
 ]

@@ -114,6 +114,15 @@ def _line_probe() -> str:
     return "ok"
 
 
+def _account() -> dict[str, Any]:
+    """Policy 3: the channel is 「柏市役所」 @kashiwa_shi. A warning for admins, not a failed
+    probe: the load balancer has nothing to do about a wrong token."""
+    from broadcasts.line.identity import account_identity
+
+    identity = account_identity()
+    return {**identity.as_json(), "warning": identity.problem}
+
+
 def _line() -> str:
     return _cached(LINE_CACHE_KEY, LINE_CACHE_SECONDS, _line_probe)
 
@@ -153,4 +162,5 @@ def healthz(request: HttpRequest) -> JsonResponse:
     body: dict[str, Any] = {"status": "ok" if healthy else "fail"}
     if _may_see_details(request):
         body["checks"] = checks
+        body["account"] = _account()
     return JsonResponse(body, status=200 if healthy else 503)

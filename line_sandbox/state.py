@@ -83,6 +83,9 @@ class SandboxState:
         self._idle = threading.Condition(self.lock)
         self.channel_secret = channel_secret
         self.bot_user_id = bot_user_id or BOT_USER_ID
+        # The channel's identity as the sandbox was started with (the city's by default);
+        # ``set_bot_info`` changes it, ``restore_defaults`` puts it back.
+        self._default_bot_info = (bot_basic_id, bot_display_name)
         self.bot_basic_id = bot_basic_id
         self.bot_display_name = bot_display_name
         self.webhook_url = webhook_url
@@ -104,6 +107,14 @@ class SandboxState:
             #: insight numbers below this are hidden (``null``), as LINE does for privacy
             self.insight_privacy_threshold = 20
             self.reply_token_ttl = timedelta(minutes=1)
+            if hasattr(self, "_default_bot_info"):
+                self.bot_basic_id, self.bot_display_name = self._default_bot_info
+
+    def set_bot_info(self, *, basic_id: str, display_name: str) -> None:
+        """Answer ``GET /v2/bot/info`` as another channel would (until ``restore_defaults``)."""
+        with self.lock:
+            self.bot_basic_id = basic_id
+            self.bot_display_name = display_name
 
     def _clear(self) -> None:
         self._followers: dict[str, Follower] = {}

@@ -10,8 +10,18 @@ from .calendar import CalendarOverride
 from .citizens import AutoReplyRule, Follower, PublicNotice, StandardReply, WebhookEvent
 from .delivery import Delivery
 from .insight import BroadcastStats, DailyStats
+from .moderation import (
+    CitizenMessage,
+    DraftRiskWordList,
+    ModerationMeasure,
+    ModerationRule,
+    ModerationSettings,
+    ProhibitedItem,
+    ReplySuppression,
+)
 from .notifications import Alert, AlertRound, LineLink, LineLinkAttempt, LineLinkCode
 from .official import OfficialFeed, OfficialMessage, OfficialRule
+from .policy import PolicyVersion
 from .richmenu import RichMenu
 from .templates import AllowedDomain, MessageTemplate
 
@@ -26,18 +36,26 @@ __all__ = [
     "BroadcastStats",
     "CalendarOverride",
     "Category",
+    "CitizenMessage",
     "DailyStats",
     "Delivery",
     "Division",
+    "DraftRiskWordList",
     "Follower",
     "LineLink",
     "LineLinkAttempt",
     "LineLinkCode",
     "MessageTemplate",
+    "ModerationMeasure",
+    "ModerationRule",
+    "ModerationSettings",
     "OfficialFeed",
     "OfficialMessage",
     "OfficialRule",
+    "PolicyVersion",
+    "ProhibitedItem",
     "PublicNotice",
+    "ReplySuppression",
     "RichMenu",
     "StandardReply",
     "User",

@@ -6,6 +6,8 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from .personal_data import PersonalData
+
 
 class Division(models.Model):
     """A division of the city office (課), e.g. 広報広聴課."""
@@ -23,6 +25,13 @@ class Division(models.Model):
 
 class User(AbstractUser):
     """A member of staff. Citizens never have accounts here (they are ``Follower`` rows)."""
+
+    personal_data = PersonalData(
+        subject="職員",
+        fields=("username", "last_name", "first_name", "email", "last_login"),
+        purpose="職員のログインと、操作した人の記録",
+        retention="アカウントがある間（無効にしても操作履歴のために残ります）",
+    )
 
     division = models.ForeignKey(
         Division, verbose_name=_("担当課"), null=True, blank=True, on_delete=models.PROTECT

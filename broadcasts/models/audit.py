@@ -64,6 +64,26 @@ VERB_LABELS: dict[str, str] = {
     "rich_menu_image_set": "リッチメニュー画像の設定",
     "rich_menu_published": "リッチメニューの公開",
     "rich_menu_switched": "リッチメニューの切り替え",
+    # moderation and the policy (issue 17)
+    "citizen_message_auto_flagged": "市民メッセージの自動フラグ",
+    "citizen_message_flagged": "市民メッセージへのフラグ",
+    "citizen_message_unflagged": "市民メッセージのフラグ解除",
+    "citizen_message_noted": "市民メッセージへのメモ",
+    "reply_suppressed": "自動応答の停止",
+    "reply_suppression_lifted": "自動応答の停止の解除",
+    "moderation_measure_recorded": "措置の記録",
+    "moderation_rule_created": "自動フラグのルールの作成",
+    "moderation_rule_changed": "自動フラグのルールの変更",
+    "moderation_rule_deleted": "自動フラグのルールの削除",
+    "draft_word_list_created": "配信前チェックの語句リストの作成",
+    "draft_word_list_changed": "配信前チェックの語句リストの変更",
+    "draft_word_list_deleted": "配信前チェックの語句リストの削除",
+    "moderation_settings_changed": "メッセージ保存の設定の変更",
+    "data_purged": "保存期間を過ぎたデータの削除",
+    "policy_version_created": "運用ポリシーの版の作成",
+    "policy_version_changed": "運用ポリシーの版の変更",
+    "policy_version_deleted": "運用ポリシーの版の削除",
+    "policy_version_published": "運用ポリシーの版の公開",
 }
 
 

@@ -7,11 +7,19 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .broadcast import Category
+from .personal_data import PersonalData
 
 
 class Follower(models.Model):
     """A citizen who added the account as a friend. Policy 10: LINE user ID and chosen
     categories only — no profile data."""
+
+    personal_data = PersonalData(
+        subject="市民",
+        fields=("line_user_id", "followed_at", "unfollowed_at", "categories"),
+        purpose="お知らせを届ける相手と、選んだ受信カテゴリ（受信設定）",
+        retention="削除の仕組みはありません（ブロックされた後も、再び友だち追加されたときに設定を戻すため残ります）",
+    )
 
     line_user_id = models.CharField(_("LINE ユーザーID"), max_length=64, unique=True)
     followed_at = models.DateTimeField(_("友だち追加日時"), default=timezone.now)
@@ -38,6 +46,15 @@ class WebhookEvent(models.Model):
     ``webhook_event_id`` is unique: a redelivered event is stored (and processed) once.
     Policy 10: the payload keeps only what processing needs; message text and the reply token
     are blanked as soon as the event has been processed."""
+
+    personal_data = PersonalData(
+        subject="市民",
+        fields=("line_user_id", "payload"),
+        purpose="LINE から届いたイベント（友だち追加・メッセージ・受信設定の操作）の処理",
+        retention="本文と応答トークンは処理の直後に消去、イベントは処理から30日後に削除",
+        purge_beat="purge-webhook-events",
+        purge_job="webhook_events",
+    )
 
     webhook_event_id = models.CharField(_("Webhook イベントID"), max_length=64, unique=True)
     event_type = models.CharField(_("種類"), max_length=40)

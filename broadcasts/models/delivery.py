@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .broadcast import Broadcast
+from .personal_data import PersonalData
 
 
 class Delivery(models.Model):
@@ -16,6 +17,13 @@ class Delivery(models.Model):
 
     Its ``retry_key`` is sent as ``X-Line-Retry-Key`` on every attempt, so LINE accepts it
     at most once (DESIGN.md §5)."""
+
+    personal_data = PersonalData(
+        subject="市民",
+        fields=("recipients",),
+        purpose="マルチキャスト配信の宛先（再送しても同じ人に二度届けないため）",
+        retention="削除の仕組みはありません（配信の記録として残ります）",
+    )
 
     class Kind(models.TextChoices):
         BROADCAST = "broadcast", _("一斉配信")

@@ -44,10 +44,17 @@ _SKIP = re.compile(r"^(制定|施行)\s")
 @functools.cache
 def policy_sections() -> tuple[Section, ...]:
     """The policy text split into numbered sections (1 目的 … 10, 附則)."""
+    return sections_from_text(POLICY_FILE.read_text(encoding="utf-8"))
+
+
+def sections_from_text(text: str, *, title: str = TITLE) -> tuple[Section, ...]:
+    """A policy version's text split into numbered sections (a line like 「1 目的」 or
+    「附則」 starts one; the title and its 制定/施行 lines are left out: the page shows the
+    version's own dates)."""
     sections: list[Section] = []
-    for raw in POLICY_FILE.read_text(encoding="utf-8").splitlines():
+    for raw in text.splitlines():
         line = raw.strip().removeprefix("- ").strip()
-        if not line or line == TITLE or _SKIP.match(line):
+        if not line or line == title or _SKIP.match(line):
             continue
         if _HEADING.match(line) or line == "附則":
             sections.append(Section(heading=line))
@@ -77,3 +84,20 @@ def category_wording(code: str) -> tuple[str, str]:
     """``(letter, wording)`` of a category under policy 4(1); ``("", "")`` for a category the
     policy does not list (an admin may add one)."""
     return CATEGORY_WORDING.get(code, ("", ""))
+
+
+#: (first day, era name) newest first
+_ERAS = (
+    (dt.date(2019, 5, 1), "令和"),
+    (dt.date(1989, 1, 8), "平成"),
+    (dt.date(1926, 12, 25), "昭和"),
+)
+
+
+def wareki(day: dt.date) -> str:
+    """「令和5年3月17日」 (the first year of an era is 元年)."""
+    for start, name in _ERAS:
+        if day >= start:
+            year = day.year - start.year + 1
+            return f"{name}{'元' if year == 1 else year}年{day.month}月{day.day}日"
+    return f"{day.year}年{day.month}月{day.day}日"

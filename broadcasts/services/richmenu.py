@@ -20,7 +20,7 @@ from ..content import Problem
 from ..images import image_info
 from ..line import gateway as line_gateway
 from ..line.errors import LineError
-from ..models import RichMenu, User
+from ..models import AllowedDomain, RichMenu, User
 from .audit import audit_record
 from .errors import BroadcastInvalid, BroadcastPermissionDenied
 
@@ -31,7 +31,12 @@ MAX_AREAS = 20
 SIZES = {"2500x1686": (2500, 1686), "2500x843": (2500, 843)}
 
 
-def _check_action(action: Any, where: str) -> list[Problem]:
+def _host_allowed(host: str, allowed: list[str]) -> bool:
+    host = host.lower().rstrip(".")
+    return any(host == d or host.endswith("." + d) for d in allowed)
+
+
+def _check_action(action: Any, where: str, allowed: list[str] | None = None) -> list[Problem]:
     if not isinstance(action, dict):
         return [Problem(where, "アクションの形式が不正です。")]
     problems = []
@@ -50,6 +55,18 @@ def _check_action(action: Any, where: str) -> list[Problem]:
             problems.append(Problem(where, "リンク先は https:// で始まる URL にしてください。"))
         elif len(uri) > 1000:
             problems.append(Problem(where, "リンク先の URL は1000文字以内にしてください。"))
+        elif (
+            parsed.scheme == "https"
+            and allowed is not None
+            and not _host_allowed(parsed.hostname or "", allowed)
+        ):
+            problems.append(
+                Problem(
+                    where,
+                    f"リンク先のドメイン（{parsed.hostname}）がリンク許可ドメインにありません。"
+                    "市のページか、管理画面の「リンク許可ドメイン」に登録したドメインにしてください。",
+                )
+            )
     elif kind == "postback":
         data = str(action.get("data", ""))
         if not data or len(data) > 300:
@@ -72,6 +89,8 @@ def rich_menu_check(menu: RichMenu, *, require_image: bool = True) -> list[Probl
         problems.append(Problem("name", "名前は1〜300文字にしてください。"))
     if not menu.chat_bar_text.strip() or len(menu.chat_bar_text) > 14:
         problems.append(Problem("chat_bar_text", "メニューバーの文言は1〜14文字にしてください。"))
+    # Policy 4(2): the menu leads to the city's services; links only to allowed domains.
+    allowed = [d.lower().strip(".") for d in AllowedDomain.objects.values_list("domain", flat=True)]
     areas = menu.areas
     if not isinstance(areas, list) or not 1 <= len(areas) <= MAX_AREAS:
         problems.append(Problem("areas", f"タップ領域は1〜{MAX_AREAS}個にしてください。"))
@@ -90,7 +109,7 @@ def rich_menu_check(menu: RichMenu, *, require_image: bool = True) -> list[Probl
             problems.append(
                 Problem(where, f"タップ領域が画像（{width}×{height}）の外に出ています。")
             )
-        problems += _check_action(area.get("action"), f"{where}.action")
+        problems += _check_action(area.get("action"), f"{where}.action", allowed)
     if require_image:
         problems += _check_image(bytes(menu.image or b""), menu.size)
     return problems

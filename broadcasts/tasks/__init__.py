@@ -14,6 +14,7 @@ from .citizens import (
     purge_webhook_events,
 )
 from .insight import refresh_broadcast_stats, refresh_insight
+from .moderation import purge_citizen_messages
 from .notifications import approval_alerts_tick, deliver_approval_alerts, send_review_digests
 from .official import poll_official_feeds
 from .sending import dispatch_due_broadcasts, send_broadcast, send_emergency_broadcast
@@ -26,6 +27,7 @@ __all__ = [
     "process_new_webhook_events",
     "process_pending_webhook_events",
     "process_webhook_events",
+    "purge_citizen_messages",
     "purge_webhook_events",
     "refresh_broadcast_stats",
     "refresh_insight",

@@ -126,3 +126,9 @@ def policy_wording(category: object) -> str:
 
     wording = category_wording(str(getattr(category, "code", "")))[1]
     return wording or str(getattr(category, "label", ""))
+
+
+@register.filter
+def clause_risks(checklist: list[object] | None) -> list[object]:
+    """The checklist's policy-6 warnings (results that name a clause item)."""
+    return [c for c in checklist or [] if getattr(c, "clause", "")]

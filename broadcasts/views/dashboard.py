@@ -22,8 +22,11 @@ from django.views.decorators.http import require_GET
 
 from .. import selectors
 from ..models import Broadcast, Category, User
+from ..permissions import can_administer, can_moderate
 from ..schedule import Calendar
 from ..selectors import dashboard as dash
+from ..selectors.moderation import flagged_open_count
+from ..selectors.richmenu import rich_menu_placeholders
 from ..services.insight import line_quota_cached
 
 S = Broadcast.Status
@@ -83,6 +86,7 @@ def _action(request: HttpRequest, now: dt.datetime, calendar: Calendar) -> dict[
         else None,
         "my_drafts": dash.my_drafts(user) if roles.drafter else None,
         "my_pending": dash.my_pending(user) if roles.drafter else None,
+        "moderation_open": flagged_open_count() if can_moderate(user) else None,
     }
 
 
@@ -129,6 +133,13 @@ POLL = {
 }
 
 
+def _admin_warnings(request: HttpRequest) -> list[str]:
+    """For 管理者: settings still at their seeded placeholders (policy 4(2) rich menu)."""
+    if not can_administer(request.user):
+        return []
+    return [p.message for p in rich_menu_placeholders()]
+
+
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
@@ -137,6 +148,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "poll": POLL,
         "now": now,
         "drill_overdue": selectors.drill_overdue(now),
+        "admin_warnings": _admin_warnings(request),
     }
     for build in PARTS.values():
         context.update(build(request, now, calendar))

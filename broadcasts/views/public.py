@@ -3,17 +3,21 @@ the notices admins publish, and the operating policy with its dates and change h
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import io
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_safe
 
 from .. import policy
 from ..models import PublicNotice
+from ..schedule import JST
+from ..selectors import policy as policy_selectors
 
 ADD_FRIEND_URL = "https://line.me/R/ti/p/@kashiwa_shi"
 DEPARTMENTS = (
@@ -45,8 +49,13 @@ def _notices() -> list[PublicNotice]:
     return list(PublicNotice.objects.filter(is_published=True).order_by("-published_at", "-id"))
 
 
+def _today() -> dt.date:
+    return timezone.now().astimezone(JST).date()
+
+
 @require_safe
 def account(request: HttpRequest) -> HttpResponse:
+    current = policy_selectors.policy_current(today=_today())
     return render(
         request,
         "public/account.html",
@@ -54,22 +63,58 @@ def account(request: HttpRequest) -> HttpResponse:
             "add_friend_url": ADD_FRIEND_URL,
             "departments": DEPARTMENTS,
             "notices": _notices(),
-            "effective": policy.EFFECTIVE[1],
+            "effective": policy.wareki(current.effective_on) if current else policy.EFFECTIVE[1],
         },
     )
 
 
 @require_safe
 def policy_page(request: HttpRequest) -> HttpResponse:
+    """The version in force today (Japan's date) and every published version (policy 7).
+    Before any version exists (a database not yet migrated), the text shipped with the app."""
+    today = _today()
+    current = policy_selectors.policy_current(today=today)
+    if current is None:
+        return render(
+            request,
+            "public/policy.html",
+            {
+                "title": policy.TITLE,
+                "sections": policy.policy_sections(),
+                "enacted": policy.ENACTED,
+                "amended": None,
+                "effective": policy.EFFECTIVE,
+                "versions": [],
+                "upcoming": [],
+                "revisions": policy.REVISIONS,
+            },
+        )
+
+    def dated(day: dt.date | None) -> tuple[dt.date, str] | None:
+        return (day, policy.wareki(day)) if day else None
+
+    versions = [
+        {
+            "version": v,
+            "enacted": dated(v.enacted_on),
+            "amended": dated(v.amended_on),
+            "effective": dated(v.effective_on),
+            "is_current": v.pk == current.pk,
+        }
+        for v in policy_selectors.policy_versions_published()
+    ]
     return render(
         request,
         "public/policy.html",
         {
-            "title": policy.TITLE,
-            "sections": policy.policy_sections(),
-            "enacted": policy.ENACTED,
-            "effective": policy.EFFECTIVE,
-            "revisions": policy.REVISIONS,
+            "title": current.title,
+            "sections": policy.sections_from_text(current.body, title=current.title),
+            "enacted": dated(current.enacted_on),
+            "amended": dated(current.amended_on),
+            "effective": dated(current.effective_on),
+            "versions": versions,
+            "upcoming": [row for row in versions if row["version"].effective_on > today],
+            "revisions": [],
         },
     )
 

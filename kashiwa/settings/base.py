@@ -232,6 +232,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=env.get_int("REVIEW_DIGEST_MINUTES", 15)),
         "options": {"expires": 300},
     },
+    # Kept citizens' messages are deleted after the retention the city sets (policy 6, 10).
+    "purge-citizen-messages": {
+        "task": "broadcasts.tasks.moderation.purge_citizen_messages",
+        "schedule": timedelta(hours=6),
+        "options": {"expires": 600},
+    },
     "refresh-insight": {
         "task": "broadcasts.tasks_insight.refresh_insight",
         "schedule": timedelta(hours=1),
@@ -338,6 +344,8 @@ IMAP_URL = env.get("IMAP_URL")
 # --- The city's rules -----------------------------------------------------------------
 ACCOUNT_NAME = "柏市役所"
 ACCOUNT_ID = "@kashiwa_shi"
+# Where citizens reach this app's public pages (the greeting links to the policy page).
+PUBLIC_BASE_URL = env.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 SEND_WINDOW_START = env.get("SEND_WINDOW_START", "08:30")
 SEND_WINDOW_END = env.get("SEND_WINDOW_END", "17:15")
 # Ordinary sends never use the last N broadcast-API slots of an hour (LINE allows 60/h).

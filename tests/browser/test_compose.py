@@ -104,7 +104,9 @@ def test_drafter_composes_three_messages_and_a_reviewer_approves(
     expect(page.locator(STATUS)).to_have_text("下書き")
     broadcast = Broadcast.objects.get()
     assert [m["type"] for m in broadcast.messages] == ["text", "image", "template"]
-    expect(page.locator("[data-testid=checklist]")).to_contain_text("LINE が受け付けられる形式であることを確認しました")
+    expect(page.locator("[data-testid=checklist]")).to_contain_text(
+        "LINE が受け付けられる形式であることを確認しました"
+    )
     page.get_by_role("button", name="承認を申請する").click()
     expect(page.locator(STATUS)).to_have_text("承認待ち")
     save_screenshot(page, "compose-submitted")

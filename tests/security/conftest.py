@@ -28,6 +28,26 @@ def world(drafter, other_drafter, reviewer, supervisor, admin_user, line_sandbox
     sent = make()
     Broadcast.objects.filter(pk=sent.pk).update(status=Broadcast.Status.SENT)
     sent.refresh_from_db()
+    from django.utils import timezone
+
+    from broadcasts.models import CitizenMessage
+    from broadcasts.services import moderation
+
+    moderation.citizen_message_receive(
+        webhook_event_id="matrix-1",
+        line_user_id="U" + "d4" * 16,
+        message_type="text",
+        text="副業で稼げる",
+        at=timezone.now(),
+    )
+    citizen_message = CitizenMessage.objects.get(webhook_event_id="matrix-1")
+    suppression = moderation.reply_suppress(
+        line_user_id=citizen_message.line_user_id,
+        days=3,
+        reason="",
+        actor=reviewer,
+        now=timezone.now(),
+    )
     return {
         "users": {
             "drafter": drafter,
@@ -50,4 +70,6 @@ def world(drafter, other_drafter, reviewer, supervisor, admin_user, line_sandbox
             received_at=sent.created_at,
             outcome=OfficialMessage.Outcome.IGNORED,
         ),
+        "citizen_message": citizen_message,
+        "suppression": suppression,
     }

@@ -19,6 +19,7 @@ ALL_STAFF = {"drafter", "other", "reviewer", "supervisor", "admin"}
 DRAFTING = {"drafter", "other", "reviewer", "supervisor"}
 REVIEWING = {"reviewer", "supervisor"}
 PUBLIC = set(ROLES)
+MODERATING = {"reviewer", "supervisor", "admin"}
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,40 @@ MATRIX = [
     Row("broadcasts:richmenu_switch", "POST", {"admin"}, data={"kind": "normal"}),
     Row("broadcasts:richmenu_image", "GET", {"admin"}, args=pk("menu")),
     Row("broadcasts:richmenu_publish", "POST", {"admin"}, args=pk("menu")),
+    # the moderation inbox (policy 6): 広報担当 (and 承認者) and 管理者
+    Row("broadcasts:moderation_inbox", "GET", MODERATING),
+    Row("broadcasts:moderation_message", "GET", MODERATING, args=pk("citizen_message")),
+    Row(
+        "broadcasts:moderation_flag",
+        "POST",
+        MODERATING,
+        args=pk("citizen_message"),
+        data={"item": "1"},
+    ),
+    Row("broadcasts:moderation_unflag", "POST", MODERATING, args=pk("citizen_message")),
+    Row(
+        "broadcasts:moderation_note",
+        "POST",
+        MODERATING,
+        args=pk("citizen_message"),
+        data={"note": "確認"},
+    ),
+    Row(
+        "broadcasts:moderation_suppress",
+        "POST",
+        MODERATING,
+        args=pk("citizen_message"),
+        data={"days": "3"},
+    ),
+    Row(
+        "broadcasts:moderation_measure",
+        "POST",
+        MODERATING,
+        args=pk("citizen_message"),
+        data={"kind": "blocked"},
+    ),
+    Row("broadcasts:moderation_suppression_lift", "POST", MODERATING, args=pk("suppression")),
+    Row("broadcasts:personal_data", "GET", {"admin"}),
 ]
 
 

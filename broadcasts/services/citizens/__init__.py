@@ -2,8 +2,9 @@
 automatic responses (``responses.py``) and public notices (``notices.py``).
 
 Policy 5(2): citizens get automatic responses only. Policy 10: we keep a follower's LINE user
-ID, follow/unfollow times and chosen categories — nothing else — and a message's text only
-until the event has been processed.
+ID, follow/unfollow times and chosen categories — nothing else — and a message's text in
+the webhook event only until the event has been processed; the moderation inbox keeps
+messages for the retention the city sets (policy 6, ``services/moderation.py``).
 
 New followers receive every category (the choice documented in the greeting): before 受信設定
 existed every friend received everything, and nobody should miss 防災・防犯 or 緊急情報 because

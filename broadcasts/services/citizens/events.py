@@ -24,7 +24,8 @@ from ...models import (
     StandardReply,
     WebhookEvent,
 )
-from .. import enqueue, notifications, replies
+from .. import enqueue, moderation, notifications, replies
+from ..audit import audit_record
 from .followers import (
     follower_ensure,
     follower_follow,
@@ -393,10 +394,16 @@ def webhook_events_pending(*, now: dt.datetime | None = None) -> list[str]:
 
 
 def webhook_events_purge(*, now: dt.datetime | None = None) -> int:
+    """Delete processed events older than ``RETENTION``; the run is audited (the personal
+    data page shows the last runs)."""
     now = now or timezone.now()
-    deleted, _ = WebhookEvent.objects.filter(
-        processed_at__isnull=False, processed_at__lt=now - RETENTION
-    ).delete()
+    with transaction.atomic():
+        deleted, _ = WebhookEvent.objects.filter(
+            processed_at__isnull=False, processed_at__lt=now - RETENTION
+        ).delete()
+        audit_record(
+            verb="data_purged", actor=None, data={"job": "webhook_events", "deleted": deleted}
+        )
     return deleted
 
 
@@ -429,6 +436,14 @@ def _handle(event: WebhookEvent, reads: _BatchReads) -> list[dict[str, Any]]:
         link_reply = notifications.line_link_message(line_user_id=user_id, text=text, now=at)
         if link_reply is not None:
             return link_reply
+        if moderation.citizen_message_receive(
+            webhook_event_id=event.webhook_event_id,
+            line_user_id=user_id,
+            message_type=str(message.get("type", "")),
+            text=text,
+            at=at,
+        ):
+            return []  # staff stopped automatic replies to this citizen (policy 6 措置)
         if normalize(text) == normalize(citizen_defaults.SUBSCRIPTION_KEYWORD):
             follower = follower_ensure(line_user_id=user_id, at=at)
             return subscription_menu_messages(follower)

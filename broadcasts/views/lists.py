@@ -27,6 +27,10 @@ from ..selectors import dashboard as dash
 
 S = Broadcast.Status
 PAGE_SIZE = 25
+# Tabs that are work to do, short enough to sort emergencies first (issue 13 item 3).
+EMERGENCY_FIRST_TABS = frozenset({"mine", "review", "scheduled", "held", "failed"})
+# What only a 承認者 approves: a 広報担当's review queue lists it apart.
+SUPERVISOR_PRIORITIES = (Broadcast.Priority.EMERGENCY, Broadcast.Priority.OUT_OF_HOURS)
 
 
 @dataclass(frozen=True)
@@ -104,19 +108,12 @@ def broadcasts_for_list(user: User, *, tab: str, filters: dict[str, Any]) -> Que
     return qs.order_by("-when", "-id")
 
 
-# Tabs that are work to do, short enough to sort emergencies first.
-EMERGENCY_FIRST_TABS = frozenset({"mine", "review", "scheduled", "held", "failed"})
-
-
 def review_rows(user: User, qs: QuerySet[Broadcast]) -> QuerySet[Broadcast]:
     """What a 広報担当 may act on: a 広報担当 who is not a 承認者 never has emergencies, drills
     or 時間外配信 in their queue (they are listed apart as 「承認者が対応します」)."""
     if user.has_perm("broadcasts.approve_emergency_broadcast"):
         return qs
     return qs.exclude(priority__in=SUPERVISOR_PRIORITIES)
-
-
-SUPERVISOR_PRIORITIES = (Broadcast.Priority.EMERGENCY, Broadcast.Priority.OUT_OF_HOURS)
 
 
 def row_send_time(broadcast: Broadcast, calendar: Any, now: datetime) -> tuple[str, str]:

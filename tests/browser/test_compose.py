@@ -274,3 +274,20 @@ def test_choosing_out_of_hours_asks_for_the_reason_and_explains_the_approval(
     broadcast = Broadcast.objects.get()
     assert broadcast.priority == Broadcast.Priority.OUT_OF_HOURS
     expect(page.locator(".kw-emergency-badge")).to_have_count(0)
+
+
+def test_the_composer_and_the_checklist_count_the_same(page, live_server, drafter):
+    """Issue 13 item 7: line breaks count once in the composer, in the checklist and at LINE
+    (the browser sends them as CRLF)."""
+    login_as(page, live_server, drafter)
+    page.goto(url(live_server, "broadcasts:create"))
+    page.fill("#id_title", "改行を含むお知らせ")
+    page.get_by_text("市政に関する情報", exact=True).click()
+    page.fill("#id_m-0-text", "一行目\n二行目\n\n三行目")
+    counter = page.locator("[data-kw-message]").first.locator("[data-kw-count]")
+    expect(counter).to_have_text("12")
+    page.get_by_role("button", name="下書きを保存").click()
+    expect(page.locator(STATUS)).to_have_text("下書き")
+    expect(page.locator("[data-testid=checklist]")).to_contain_text("メッセージ1: 12 / 5,000 文字")
+    page.get_by_role("link", name="編集する").click()
+    expect(page.locator("[data-kw-message]").first.locator("[data-kw-count]")).to_have_text("12")

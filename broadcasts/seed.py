@@ -52,7 +52,9 @@ def seed_categories_and_groups(apps: Any) -> None:
             # seeds the groups again (e.g. 0014 for the official-information models).
             if found is not None:
                 wanted.append(found)
-        group.permissions.set(wanted)
+        # add, never set: other migrations grant rights of their own (the citizen side's, the
+        # moderation inbox's), and a later re-seed must not take them away.
+        group.permissions.add(*wanted)
 
 
 def seed_allowed_domains(apps: Any) -> None:

@@ -64,6 +64,19 @@ VERB_LABELS: dict[str, str] = {
     "rich_menu_image_set": "リッチメニュー画像の設定",
     "rich_menu_published": "リッチメニューの公開",
     "rich_menu_switched": "リッチメニューの切り替え",
+    # staff alerts (issue 13)
+    "approval_alerts_sent": "承認依頼の通知",
+    "approval_alert_opened": "承認依頼の通知を開いた",
+    "approval_alerts_escalated": "承認依頼の再通知（未対応）",
+    "line_link_code_issued": "通知用アカウントの連携コードの発行",
+    "line_linked": "通知用アカウントの連携",
+    "line_link_refused": "通知用アカウントの連携コードの拒否",
+    "line_unlinked": "通知用アカウントの連携解除",
+    # official information (issue 15)
+    "official_rule_created": "防災情報の規則の作成",
+    "official_rule_changed": "防災情報の規則の変更",
+    "official_rule_deleted": "防災情報の規則の削除",
+    "official_submit_failed": "防災情報からの下書きの申請失敗",
     # moderation and the policy (issue 17)
     "citizen_message_auto_flagged": "市民メッセージの自動フラグ",
     "citizen_message_flagged": "市民メッセージへのフラグ",

@@ -15,11 +15,19 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from .broadcast import Broadcast
+from .personal_data import PersonalData
 
 
 class LineLink(models.Model):
     """A staff member's own LINE account, linked once with a one-time code they sent to the
     official account from it. Approval alerts are pushed to it."""
+
+    personal_data = PersonalData(
+        subject="職員",
+        fields=("line_user_id",),
+        purpose="緊急配信の承認依頼を職員本人の LINE に送るため",
+        retention="職員が連携を解除するまで",
+    )
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="line_link"
@@ -59,6 +67,14 @@ class LineLinkCode(models.Model):
 class LineLinkAttempt(models.Model):
     """A link code sent from a LINE account that did not link it (wrong, expired, used):
     counted per LINE account to slow down guessing. Nothing of the text is kept."""
+
+    personal_data = PersonalData(
+        subject="市民・職員",
+        fields=("line_user_id",),
+        purpose="連携コードの総当たりを防ぐため（送った LINE アカウントごとに数える）",
+        retention="1 日",
+        purge_beat="review-digests",
+    )
 
     line_user_id = models.CharField(max_length=64)
     attempted_at = models.DateTimeField()
@@ -102,6 +118,13 @@ class AlertRound(models.Model):
 class Alert(models.Model):
     """One alert to one person by one channel at one level: sent at most once (the unique
     constraint, and a claim committed before the send; LINE pushes carry a retry key)."""
+
+    personal_data = PersonalData(
+        subject="職員",
+        fields=("address",),
+        purpose="誰にいつ承認依頼を送ったかの記録（緊急配信の経過）",
+        retention="配信の記録がある間（配信と同じ）",
+    )
 
     class Channel(models.TextChoices):
         LINE = "line", _("LINE")

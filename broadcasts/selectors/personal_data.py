@@ -83,6 +83,11 @@ class PersonalDataRow:
     def name(self) -> str:
         return str(self.model._meta.verbose_name)
 
+    @property
+    def label(self) -> str:
+        """``broadcasts.CitizenMessage``: for templates, which would call ``model`` (a class)."""
+        return self.model._meta.label
+
 
 def declaration_of(model: type[models.Model]) -> PersonalData | None:
     own = model.__dict__.get("personal_data")

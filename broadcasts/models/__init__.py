@@ -10,6 +10,7 @@ from .calendar import CalendarOverride
 from .citizens import AutoReplyRule, Follower, PublicNotice, StandardReply, WebhookEvent
 from .delivery import Delivery
 from .insight import BroadcastStats, DailyStats
+from .official import OfficialFeed, OfficialMessage, OfficialRule
 from .richmenu import RichMenu
 from .templates import AllowedDomain, MessageTemplate
 
@@ -27,6 +28,9 @@ __all__ = [
     "Division",
     "Follower",
     "MessageTemplate",
+    "OfficialFeed",
+    "OfficialMessage",
+    "OfficialRule",
     "PublicNotice",
     "RichMenu",
     "StandardReply",

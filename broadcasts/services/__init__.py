@@ -26,6 +26,13 @@ from .lifecycle import (
     compute_hash,
 )
 from .message_templates import message_template_create_from_broadcast
+from .official import (
+    official_feeds_poll,
+    official_mail_ingest,
+    official_message_ingest,
+    official_rule_delete,
+    official_rule_save,
+)
 from .sending import (
     DispatchResult,
     SendOutcome,
@@ -67,4 +74,9 @@ __all__ = [
     "follow_up_text",
     "lease_owner_new",
     "message_template_create_from_broadcast",
+    "official_feeds_poll",
+    "official_mail_ingest",
+    "official_message_ingest",
+    "official_rule_delete",
+    "official_rule_save",
 ]

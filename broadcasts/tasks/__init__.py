@@ -14,10 +14,12 @@ from .citizens import (
     purge_webhook_events,
 )
 from .insight import refresh_broadcast_stats, refresh_insight
+from .official import poll_official_feeds
 from .sending import dispatch_due_broadcasts, send_broadcast, send_emergency_broadcast
 
 __all__ = [
     "dispatch_due_broadcasts",
+    "poll_official_feeds",
     "process_new_webhook_events",
     "process_pending_webhook_events",
     "process_webhook_events",

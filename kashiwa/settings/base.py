@@ -221,6 +221,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(hours=1),
         "options": {"expires": 600},
     },
+    # Official information (issue 15): JMA's feeds and the IMAP mailbox, every minute.
+    "poll-official-feeds": {
+        "task": "broadcasts.tasks.poll_official_feeds",
+        "schedule": timedelta(seconds=env.get_int("JMA_POLL_INTERVAL_SECONDS", 60)),
+        "options": {"expires": 55},
+    },
 }
 CELERY_TIMEZONE = "Asia/Tokyo"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -281,6 +287,32 @@ if not 1 <= REPLY_TOKEN_MAX_AGE_SECONDS <= 60:
 REPLY_CONCURRENCY = env.get_int("REPLY_CONCURRENCY", 16)
 if REPLY_CONCURRENCY < 1:
     raise env.ConfigError("REPLY_CONCURRENCY は 1 以上にしてください")
+
+# --- Official information (issue 15: JMA 防災情報XML, 防災メール) -------------------------
+# The JMA feed sandbox (jma_sandbox/, development tooling) serves JMA-style feeds locally.
+JMA_SANDBOX_HOST = env.get("JMA_SANDBOX_HOST", "127.0.0.1") or "127.0.0.1"
+JMA_SANDBOX_PORT = env.get_int("JMA_SANDBOX_PORT", 8766)
+JMA_SANDBOX_URL = f"http://{JMA_SANDBOX_HOST}:{JMA_SANDBOX_PORT}"
+# JMA's high-frequency feeds are https://www.data.jma.go.jp/developer/xml/feed/extra.xml and
+# eqvol.xml (set them here in production). Only the embedded/demo default (no LINE
+# credentials) polls the local sandbox; otherwise nothing is polled until this is set.
+JMA_USES_SANDBOX = env.get("JMA_FEED_URLS") is None and LINE_USES_SANDBOX
+JMA_FEED_URLS = env.get_list(
+    "JMA_FEED_URLS",
+    [
+        f"{JMA_SANDBOX_URL}/developer/xml/feed/extra.xml",
+        f"{JMA_SANDBOX_URL}/developer/xml/feed/eqvol.xml",
+    ]
+    if JMA_USES_SANDBOX
+    else [],
+)
+JMA_FEED_TIMEOUT_SECONDS = float(env.get("JMA_FEED_TIMEOUT_SECONDS", "10") or 10)
+# Where drafts send citizens for details (the city's disaster information).
+OFFICIAL_INFO_URL = env.get("OFFICIAL_INFO_URL", "https://www.city.kashiwa.lg.jp/") or ""
+# Senders whose mails become drafts: full addresses or @domains, comma-separated.
+OFFICIAL_MAIL_ALLOW_LIST = env.get_list("OFFICIAL_MAIL_ALLOW_LIST", [])
+# imaps://user:password@host/INBOX — polled every minute when set.
+IMAP_URL = env.get("IMAP_URL")
 
 # --- The city's rules -----------------------------------------------------------------
 ACCOUNT_NAME = "柏市役所"

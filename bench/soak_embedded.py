@@ -79,12 +79,14 @@ class EmbeddedStack:
         self.followers = followers
         self.web_port = common.free_port()
         self.sandbox_port = common.free_port()
+        self.jma_sandbox_port = common.free_port()
         env = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
         self.env = {
             **env,
             "DJANGO_SETTINGS_MODULE": "kashiwa.settings.dev",
             "KASHIWA_DATA_DIR": str(run / "data"),
             "LINE_SANDBOX_PORT": str(self.sandbox_port),
+            "JMA_SANDBOX_PORT": str(self.jma_sandbox_port),
             "PYTHONUNBUFFERED": "1",
             **extra_env,
         }

@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCT = ("broadcasts", "kashiwa")
 # The LINE sandbox is development tooling, a package of its own (``line_sandbox/``).
-SANDBOX = ("line_sandbox", "broadcasts.line.sandbox")
+SANDBOX = ("line_sandbox", "broadcasts.line.sandbox", "jma_sandbox")
 # Development tooling that may use the LINE sandbox: its own command and the demo seeder.
 SANDBOX_ALLOWED = {
     "broadcasts.management.commands.line_sandbox",

@@ -62,7 +62,7 @@ def test_a_killed_worker_is_restarted_and_shown_on_ops(tmp_path):
     try:
         stack.start()
         before = stack.started()
-        assert set(before) == {"web", "worker", "emergency", "beat", "sandbox"}
+        assert set(before) == {"web", "worker", "emergency", "beat", "sandbox", "jma"}
         wait_for(lambda: worker_ready_count(stack) == 1, stack, 60, "the worker")
 
         os.kill(before["worker"], signal.SIGKILL)
@@ -74,7 +74,7 @@ def test_a_killed_worker_is_restarted_and_shown_on_ops(tmp_path):
         )
         (restart,) = stack.restarts()
         assert alive(int(re.search(r"pid (\d+)", restart)[1]))
-        assert all(alive(before[name]) for name in ("web", "emergency", "beat", "sandbox"))
+        assert all(alive(before[name]) for name in ("web", "emergency", "beat", "sandbox", "jma"))
 
         shown = ops_seen_by_another_process(stack)
         assert [r["name"] for r in shown["process_restarts"]] == ["worker"]

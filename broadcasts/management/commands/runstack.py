@@ -1,6 +1,6 @@
 """Start web, workers (default + emergency), beat and — without LINE credentials — the LINE
-sandbox together, with their output prefixed; restart any that exits (kashiwa/supervisor.py,
-recorded for 運用状況) and stop them all on Ctrl-C or SIGTERM."""
+sandbox and the JMA feed sandbox together, with their output prefixed; restart any that exits
+(kashiwa/supervisor.py, recorded for 運用状況) and stop them all on Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
@@ -77,6 +77,17 @@ class Command(BaseCommand):
                 "--state-file",
                 str(settings.DATA_DIR / "sandbox-log.jsonl"),
             ]
+        if settings.JMA_USES_SANDBOX:
+            # The local stand-in for JMA's feeds (development tooling, like the LINE sandbox).
+            processes["jma"] = [
+                python,
+                "-m",
+                "jma_sandbox",
+                "--host",
+                settings.JMA_SANDBOX_HOST,
+                "--port",
+                str(settings.JMA_SANDBOX_PORT),
+            ]
         settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
         supervisor = Supervisor(
             processes, out=sys.stdout, on_death=record_death, now=timezone.localtime
@@ -87,6 +98,11 @@ class Command(BaseCommand):
                 + (
                     f"\n  LINE サンドボックス（市民に届いた内容）: {settings.SANDBOX_URL}/"
                     if settings.LINE_USES_SANDBOX
+                    else ""
+                )
+                + (
+                    f"\n  気象庁フィード サンドボックス（電文の公開）: {settings.JMA_SANDBOX_URL}/"
+                    if settings.JMA_USES_SANDBOX
                     else ""
                 )
                 + "\n  終了したプロセスは自動で再起動します。Ctrl-C で停止します。\n"

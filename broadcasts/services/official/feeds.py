@@ -107,35 +107,40 @@ def official_feeds_poll(
         feed, _ = OfficialFeed.objects.get_or_create(url=url)
         now = now_fn()
         catch_up = feed.last_success_at is None or now - feed.last_success_at > CATCH_UP_AFTER
-        ok = True
         if catch_up and long_feed_url(url) != url:
             # The long feed first: whatever was published while the app was down.
-            ok = _poll_one(long_feed_url(url), None, result, now_fn=now_fn, fetch=fetch) and ok
-        ok = _poll_one(url, feed, result, now_fn=now_fn, fetch=fetch) and ok
+            ok = _poll_one(
+                long_feed_url(url), feed, result, now_fn=now_fn, fetch=fetch, conditional=False
+            )
+            if not ok:
+                continue  # the short feed's validators must not move past what was missed
+        _poll_one(url, feed, result, now_fn=now_fn, fetch=fetch, conditional=True)
     return result
 
 
 def _poll_one(
     url: str,
-    feed: OfficialFeed | None,
+    feed: OfficialFeed,
     result: FeedPollResult,
     *,
     now_fn: Callable[[], dt.datetime],
     fetch: Fetcher,
+    conditional: bool,
 ) -> bool:
+    """Read one feed (the configured one, conditionally; or its long variant, in full) and
+    ingest its unseen entries. Health is recorded on the configured feed's row."""
     now = now_fn()
     try:
         response = fetch(
             url,
-            etag=feed.etag if feed else "",
-            last_modified=feed.last_modified if feed else "",
+            etag=feed.etag if conditional else "",
+            last_modified=feed.last_modified if conditional else "",
             max_bytes=MAX_FEED_BYTES,
         )
         result.fetched_at[url] = now_fn()
         if response.status == 304:
             result.not_modified += 1
-            if feed is not None:
-                _feed_ok(feed, now=now, etag=feed.etag, last_modified=feed.last_modified)
+            _feed_ok(feed, now=now, etag=feed.etag, last_modified=feed.last_modified)
             return True
         entries = parse_feed(response.body, base_url=url)
     except (FetchError, UnsafeXml) as exc:
@@ -160,13 +165,12 @@ def _poll_one(
         )
         if ingested.created:
             result.created.append(ingested.message.pk)
-    if feed is not None:
-        if complete:
-            _feed_ok(feed, now=now, etag=response.etag, last_modified=response.last_modified)
-        else:
-            # Keep the old validators: the next poll reads the feed again and retries.
-            feed.last_polled_at = now
-            feed.save(update_fields=["last_polled_at"])
+    if complete and conditional:
+        _feed_ok(feed, now=now, etag=response.etag, last_modified=response.last_modified)
+    elif not complete:
+        # Keep the old validators: the next poll reads the feed again and retries.
+        feed.last_polled_at = now
+        feed.save(update_fields=["last_polled_at"])
     return complete
 
 
@@ -188,12 +192,10 @@ def _feed_ok(feed: OfficialFeed, *, now: dt.datetime, etag: str, last_modified: 
 
 
 def _feed_failed(
-    feed: OfficialFeed | None, url: str, reason: str, *, now: dt.datetime, result: FeedPollResult
+    feed: OfficialFeed, url: str, reason: str, *, now: dt.datetime, result: FeedPollResult
 ) -> None:
     logger.warning("防災情報フィードの取得に失敗しました: %s（%s）", reason, url)
     result.failures.append(f"{url}: {reason}")
-    if feed is None:
-        feed, _ = OfficialFeed.objects.get_or_create(url=url)
     feed.last_polled_at = now
     feed.last_error = reason[:2000]
     feed.last_error_at = now

@@ -17,6 +17,8 @@ from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from . import models
+from .official.drafts import PLACEHOLDERS, unknown_placeholders
+from .permissions import SYSTEM_AUTHOR_USERNAME
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -73,11 +75,18 @@ class UserAdmin(DjangoUserAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         fixed = ("is_staff", "is_superuser", "must_change_password", "last_login", "date_joined")
+        if obj is not None and obj.username == SYSTEM_AUTHOR_USERNAME:
+            # The author of drafts made from official information: never activated, never
+            # given a password or a group (issue 15).
+            return (*fixed, "username", "is_active", "groups", "last_name", "first_name", "email")
         if obj is not None and obj.pk == request.user.pk:
             return (*fixed, "is_active", "groups")
         return fixed
 
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> Any:
+        if models.User.objects.filter(pk=id, username=SYSTEM_AUTHOR_USERNAME).exists():
+            messages.error(request, "自動起案用のアカウントにはパスワードを設定できません。")
+            return HttpResponseRedirect(reverse("admin:broadcasts_user_changelist"))
         if str(request.user.pk) == str(id):
             messages.error(request, "自分のパスワードは「パスワードの変更」から変更してください。")
             return HttpResponseRedirect(reverse("password_change"))
@@ -336,3 +345,96 @@ class WebhookEventAdmin(ReadOnlyAdmin):
     list_display = ("received_at", "event_type", "line_user_id", "is_redelivery", "processed_at")
     list_filter = ("event_type", "is_redelivery")
     search_fields = ("webhook_event_id", "line_user_id")
+
+
+class OfficialRuleForm(forms.ModelForm):
+    class Meta:
+        model = models.OfficialRule
+        fields = (
+            "name",
+            "kind",
+            "area_codes",
+            "names",
+            "min_intensity",
+            "priority",
+            "category",
+            "audience",
+            "template",
+            "enabled",
+            "sort_order",
+        )
+
+    def clean_template(self) -> str:
+        template = self.cleaned_data["template"]
+        unknown = unknown_placeholders(template)
+        if unknown:
+            names = "、".join("{" + n + "}" for n in unknown)
+            known = " ".join("{" + n + "}" for n in PLACEHOLDERS)
+            raise forms.ValidationError(
+                f"使えない差し込み {names} があります。使えるのは {known} です。"
+            )
+        return template
+
+    def clean_area_codes(self) -> str:
+        value = self.cleaned_data["area_codes"].replace("、", ",").replace(" ", "")
+        codes = [c for c in value.split(",") if c]
+        if any(not c.isdigit() for c in codes):
+            raise forms.ValidationError("地域のコードは数字をカンマで区切って入力してください。")
+        return ",".join(codes)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        kind = data.get("kind")
+        if kind == models.OfficialRule.Kind.EARTHQUAKE and not data.get("min_intensity"):
+            self.add_error("min_intensity", "地震の規則には震度の基準を選んでください。")
+        needs_area = kind not in (
+            models.OfficialRule.Kind.RIVER_FLOOD,
+            models.OfficialRule.Kind.MAIL,
+        )
+        if kind and needs_area and not data.get("area_codes"):
+            self.add_error("area_codes", "この種類の規則には対象地域のコードが必要です。")
+        if kind == models.OfficialRule.Kind.RIVER_FLOOD and not data.get("names"):
+            self.add_error("names", "指定河川洪水予報の規則には河川名を入力してください。")
+        return data
+
+
+@admin.register(models.OfficialRule)
+class OfficialRuleAdmin(_AuditedDeleteMixin, admin.ModelAdmin):
+    """Rules that turn official information into drafts (issue 15); every change audited."""
+
+    form = OfficialRuleForm
+    list_display = (
+        "name",
+        "kind",
+        "area_codes",
+        "names",
+        "min_intensity",
+        "priority",
+        "audience",
+        "enabled",
+    )
+    list_filter = ("kind", "enabled", "priority")
+    ordering = ("sort_order", "id")
+
+    def save_model(self, request, obj, form, change) -> None:  # type: ignore[override]
+        from .services.official import official_rule_save
+
+        official_rule_save(rule=obj, actor=request.user)
+
+    def delete_model(self, request, obj) -> None:  # type: ignore[override]
+        from .services.official import official_rule_delete
+
+        official_rule_delete(rule=obj, actor=request.user)
+
+
+@admin.register(models.OfficialMessage)
+class OfficialMessageAdmin(ReadOnlyAdmin):
+    list_display = ("received_at", "title", "info_type", "outcome", "rule", "broadcast")
+    list_filter = ("outcome", "kind", "source")
+    search_fields = ("title", "event_id", "headline")
+    exclude = ("raw",)
+
+
+@admin.register(models.OfficialFeed)
+class OfficialFeedAdmin(ReadOnlyAdmin):
+    list_display = ("url", "last_success_at", "consecutive_failures", "last_error_at")

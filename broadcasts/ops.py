@@ -14,7 +14,8 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from .models import Broadcast, WebhookEvent
+from .models import Broadcast, OfficialFeed, WebhookEvent
+from .selectors import official as official_selectors
 
 DISPATCHER_HEARTBEAT_KEY = "ops:dispatcher-last-run"
 QUEUES = ("emergency", "default")
@@ -119,11 +120,15 @@ class OpsStatus:
     #: processes of the embedded stack restarted in the last day (not a problem by itself:
     #: each is running again; shown so that a crash does not go unnoticed)
     restarts: list[ProcessRestart] = field(default_factory=list)
+    #: JMA feeds whose last poll failed (issue 15), and official messages refused in a day
+    official_feed_problems: list[OfficialFeed] = field(default_factory=list)
+    official_refused: int = 0
 
     @property
     def healthy(self) -> bool:
         return not (
             self.dispatcher_late
+            or self.official_feed_problems
             or self.stuck
             or self.webhook_backlog
             or None in self.queues.values()
@@ -146,6 +151,8 @@ def ops_status(now: dt.datetime | None = None) -> OpsStatus:
             processed_at__isnull=True, received_at__lt=now - dt.timedelta(minutes=2)
         ).count(),
         restarts=process_restarts(now),
+        official_feed_problems=official_selectors.official_feed_problems(),
+        official_refused=official_selectors.official_refused_count(now),
         **_reply_problems(now),
     )
 
@@ -182,6 +189,16 @@ def as_json(status: OpsStatus) -> dict[str, Any]:
         "webhook_backlog": status.webhook_backlog,
         "webhook_replies_expired": status.webhook_replies_expired,
         "webhook_replies_failed": status.webhook_replies_failed,
+        "official_feed_problems": [
+            {
+                "url": f.url,
+                "error": f.last_error,
+                "since": f.last_error_at.isoformat() if f.last_error_at else None,
+                "failures": f.consecutive_failures,
+            }
+            for f in status.official_feed_problems
+        ],
+        "official_refused": status.official_refused,
         "process_restarts": [
             {"name": r.name, "died_at": r.died_at.isoformat(), "returncode": r.returncode}
             for r in status.restarts

@@ -45,9 +45,13 @@ def seed_categories_and_groups(apps: Any) -> None:
         wanted = []
         for perm in perms:
             app_label, codename = perm.split(".")
-            wanted.append(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
+            found = Permission.objects.filter(
+                content_type__app_label=app_label, codename=codename
+            ).first()
+            # A model added by a later migration has no permission yet: that migration
+            # seeds the groups again (e.g. 0014 for the official-information models).
+            if found is not None:
+                wanted.append(found)
         group.permissions.set(wanted)
 
 
@@ -55,6 +59,44 @@ def seed_allowed_domains(apps: Any) -> None:
     AllowedDomain = apps.get_model("broadcasts", "AllowedDomain")
     for domain, note in CITY_DOMAINS:
         AllowedDomain.objects.get_or_create(domain=domain, defaults={"note": note})
+
+
+def seed_official(apps: Any) -> None:
+    """Official information (issue 15): the system author of drafts made from it (inactive,
+    no usable password: it can never log in) and Kashiwa's default rules, each audited."""
+    from django.contrib.auth.hashers import make_password
+
+    from .official.defaults import DEFAULT_RULES, rule_fields
+    from .permissions import SYSTEM_AUTHOR_USERNAME
+
+    User = apps.get_model("broadcasts", "User")
+    Category = apps.get_model("broadcasts", "Category")
+    OfficialRule = apps.get_model("broadcasts", "OfficialRule")
+    BroadcastEvent = apps.get_model("broadcasts", "BroadcastEvent")
+    User.objects.get_or_create(
+        username=SYSTEM_AUTHOR_USERNAME,
+        defaults={
+            "is_active": False,
+            "password": make_password(None),
+            "last_name": "自動起案（防災情報）",
+        },
+    )
+    if OfficialRule.objects.exists():
+        return
+    for spec in DEFAULT_RULES:
+        code = str(spec["category"])
+        rule = OfficialRule.objects.create(
+            category=Category.objects.get(code=code), **rule_fields(spec)
+        )
+        BroadcastEvent.objects.create(
+            verb="official_rule_created",
+            comment=f"初期設定: 防災情報の起案規則「{rule.name}」",
+            data={
+                "rule": rule.pk,
+                "before": None,
+                "after": {**rule_fields(spec), "category": code},
+            },
+        )
 
 
 def seed_all(apps: Any) -> None:
@@ -65,3 +107,4 @@ def seed_all(apps: Any) -> None:
     seed_categories_and_groups(apps)
     seed_allowed_domains(apps)
     seed_citizen_side(apps)
+    seed_official(apps)

@@ -14,6 +14,7 @@ from .views import (
     stats,
 )
 from .views import emergency as emergency_views
+from .views import official as official_views
 from .views import public as public_views
 from .views import richmenu as richmenu_views
 
@@ -66,6 +67,9 @@ urlpatterns = [
         name="emergency_withdraw",
     ),
     path("broadcasts/<int:pk>/follow-up/<str:kind>/", emergency_views.follow_up, name="follow_up"),
+    # official information: JMA 防災情報XML and 防災メール (issue 15)
+    path("official/", official_views.official_list, name="official_list"),
+    path("official/<int:pk>/", official_views.official_detail, name="official_detail"),
     # public pages, no login (issue 7)
     path("public/", public_views.account, name="public_account"),
     path("public/policy/", public_views.policy_page, name="public_policy"),

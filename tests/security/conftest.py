@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from broadcasts import services
-from broadcasts.models import Broadcast, Category, RichMenu
+from broadcasts.models import Broadcast, Category, OfficialMessage, RichMenu
 
 
 @pytest.fixture
@@ -41,4 +41,13 @@ def world(drafter, other_drafter, reviewer, supervisor, admin_user, line_sandbox
         "emergency": emergency,
         "sent": sent,
         "menu": RichMenu.objects.order_by("pk").first(),
+        "official": OfficialMessage.objects.create(
+            source=OfficialMessage.Source.FILE,
+            data_type="VXSE51",
+            event_id="20260717021503",
+            info_type="発表",
+            title="震度速報",
+            received_at=sent.created_at,
+            outcome=OfficialMessage.Outcome.IGNORED,
+        ),
     }

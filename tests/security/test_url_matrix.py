@@ -92,6 +92,14 @@ MATRIX = [
     # audit history
     Row("broadcasts:history", "GET", {"reviewer", "supervisor", "admin"}),
     Row("broadcasts:history_csv", "GET", {"reviewer", "supervisor", "admin"}),
+    # official information received (issue 15)
+    Row("broadcasts:official_list", "GET", {"reviewer", "supervisor", "admin"}),
+    Row(
+        "broadcasts:official_detail",
+        "GET",
+        {"reviewer", "supervisor", "admin"},
+        args=pk("official"),
+    ),
     # administrators
     Row("broadcasts:richmenu_list", "GET", {"admin"}),
     Row("broadcasts:ops", "GET", {"admin"}),

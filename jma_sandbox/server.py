@@ -300,8 +300,8 @@ class JmaSandbox:
 
     def feed_urls(self) -> list[str]:
         return [
-            f"{self.url}/developer/xml/feed/extra.xml",
             f"{self.url}/developer/xml/feed/eqvol.xml",
+            f"{self.url}/developer/xml/feed/extra.xml",
         ]
 
     def start(self) -> JmaSandbox:

@@ -293,20 +293,25 @@ if REPLY_CONCURRENCY < 1:
 JMA_SANDBOX_HOST = env.get("JMA_SANDBOX_HOST", "127.0.0.1") or "127.0.0.1"
 JMA_SANDBOX_PORT = env.get_int("JMA_SANDBOX_PORT", 8766)
 JMA_SANDBOX_URL = f"http://{JMA_SANDBOX_HOST}:{JMA_SANDBOX_PORT}"
-# JMA's high-frequency feeds are https://www.data.jma.go.jp/developer/xml/feed/extra.xml and
-# eqvol.xml (set them here in production). Only the embedded/demo default (no LINE
+# JMA's high-frequency feeds are https://www.data.jma.go.jp/developer/xml/feed/eqvol.xml and
+# extra.xml (set them here in production, earthquakes first: they are read in this order). Only the embedded/demo default (no LINE
 # credentials) polls the local sandbox; otherwise nothing is polled until this is set.
 JMA_USES_SANDBOX = env.get("JMA_FEED_URLS") is None and LINE_USES_SANDBOX
 JMA_FEED_URLS = env.get_list(
     "JMA_FEED_URLS",
     [
-        f"{JMA_SANDBOX_URL}/developer/xml/feed/extra.xml",
+        # Earthquakes first: the poll reads the feeds in this order.
         f"{JMA_SANDBOX_URL}/developer/xml/feed/eqvol.xml",
+        f"{JMA_SANDBOX_URL}/developer/xml/feed/extra.xml",
     ]
     if JMA_USES_SANDBOX
     else [],
 )
 JMA_FEED_TIMEOUT_SECONDS = float(env.get("JMA_FEED_TIMEOUT_SECONDS", "10") or 10)
+# Feed entries from these issuing offices are read first (Chiba's warnings; earthquakes).
+JMA_PRIORITY_OFFICES = env.get_list(
+    "JMA_PRIORITY_OFFICES", ["銚子地方気象台", "気象庁", "気象庁本庁", "気象庁予報部"]
+)
 # Where drafts send citizens for details (the city's disaster information).
 OFFICIAL_INFO_URL = env.get("OFFICIAL_INFO_URL", "https://www.city.kashiwa.lg.jp/") or ""
 # Senders whose mails become drafts: full addresses or @domains, comma-separated.

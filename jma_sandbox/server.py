@@ -11,7 +11,7 @@ Stdlib only. URL space (as JMA's, under ``/developer/xml/``):
   (``status=503&count=2``): answer the next requests with that status (outage drills);
   ``POST /sandbox/reset``: forget everything published.
 
-Publishing stamps the message's Control/DateTime and Head/ReportDateTime with the moment of
+Publishing moves every time in the message so that Head/ReportDateTime is the moment of
 publication (as JMA would issue it now); everything else is the sample's."""
 
 from __future__ import annotations
@@ -54,19 +54,28 @@ def _tag(data: str, name: str) -> str:
     return found.group(1).strip() if found else ""
 
 
+ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:Z|[+-]\d\d:\d\d)")
+
+
 def restamp(data: bytes, when: dt.datetime) -> bytes:
-    """The sample as if issued at ``when``: Control/DateTime (UTC) and Head/ReportDateTime."""
+    """The sample as if issued at ``when``: every time in it moved by the same amount, so
+    that Head/ReportDateTime is ``when`` and the rest keeps its distance (an earthquake two
+    minutes before its 震度速報, a warning's validity …)."""
     text = data.decode("utf-8")
-    utc = when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    local = when.astimezone(JST).replace(microsecond=0).isoformat()
-    text = re.sub(r"<DateTime>[^<]*</DateTime>", f"<DateTime>{utc}</DateTime>", text, count=1)
-    text = re.sub(
-        r"<ReportDateTime>[^<]*</ReportDateTime>",
-        f"<ReportDateTime>{local}</ReportDateTime>",
-        text,
-        count=1,
-    )
-    return text.encode("utf-8")
+    found = re.search(r"<ReportDateTime>([^<]*)</ReportDateTime>", text)
+    if found is None:
+        return data
+    shift = when - dt.datetime.fromisoformat(found.group(1).replace("Z", "+00:00"))
+
+    def moved(match: re.Match[str]) -> str:
+        value = match.group(0)
+        original = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        new = (original + shift).replace(microsecond=0)
+        if value.endswith("Z"):
+            return new.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return new.astimezone(original.tzinfo).isoformat()
+
+    return ISO_TIME.sub(moved, text).encode("utf-8")
 
 
 class JmaSandboxState:

@@ -239,6 +239,7 @@ class Migration(migrations.Migration):
                             ("cancelled", "承認待ちの下書きを取消"),
                             ("ignored", "対象外"),
                             ("refused", "受信拒否"),
+                            ("failed", "処理に失敗"),
                         ],
                         max_length=12,
                         verbose_name="処理結果",

@@ -109,6 +109,7 @@ class OfficialMessage(models.Model):
         CANCELLED = "cancelled", _("承認待ちの下書きを取消")
         IGNORED = "ignored", _("対象外")
         REFUSED = "refused", _("受信拒否")
+        FAILED = "failed", _("処理に失敗")
 
     source = models.CharField(_("受信経路"), max_length=10, choices=Source.choices)
     data_type = models.CharField(_("電文の種類コード"), max_length=12, blank=True)

@@ -36,7 +36,9 @@ def official_feed_problems() -> list[OfficialFeed]:
 
 
 def official_refused_count(now: dt.datetime) -> int:
-    """Messages refused in the last day (hostile, malformed, too large, unknown sender)."""
+    """Messages refused (hostile, malformed, too large, unknown sender) or that failed to
+    process in the last day."""
     return OfficialMessage.objects.filter(
-        outcome=OfficialMessage.Outcome.REFUSED, received_at__gte=now - dt.timedelta(days=1)
+        outcome__in=[OfficialMessage.Outcome.REFUSED, OfficialMessage.Outcome.FAILED],
+        received_at__gte=now - dt.timedelta(days=1),
     ).count()

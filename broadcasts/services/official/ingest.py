@@ -216,7 +216,19 @@ def official_message_ingest(
                 info_type=info_type[:10],
             )
             return IngestResult(existing, False)
-        _act(stored, parsed, now=now)
+        try:
+            with transaction.atomic():
+                _act(stored, parsed, now=now)
+        except Exception as exc:
+            # A message this code cannot handle must not block the feed behind it (it would
+            # be retried at every poll): kept, marked, logged; a person drafts by hand.
+            logger.exception("防災情報 %s の処理に失敗しました", stored.pk)
+            _finish(
+                stored,
+                OUT.FAILED,
+                f"処理中にエラーが起きたため、下書きは作られていません（{type(exc).__name__}）。"
+                "内容を確認し、必要なら手動で起案してください。",
+            )
     return IngestResult(stored, True)
 
 

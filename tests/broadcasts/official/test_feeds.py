@@ -114,3 +114,28 @@ def test_the_long_feed_catches_up_after_the_app_was_down(jma, followers):
     assert result.failures == []
     assert OfficialMessage.objects.count() == len(far_samples) + 1
     assert jma_drafts().count() == 1
+
+
+def test_a_message_the_code_cannot_handle_does_not_block_the_feed(jma, followers, monkeypatch):
+    from broadcasts.official import drafts
+
+    real_render = drafts.render
+
+    def render(message, finding, **kwargs):
+        if message.kind == "earthquake":
+            raise KeyError("unexpected")
+        return real_render(message, finding, **kwargs)
+
+    monkeypatch.setattr(drafts, "render", render)
+    clock = Clock(PUBLISHED + dt.timedelta(seconds=30))
+    jma.state.publish(QUAKE_5_MINUS, when=PUBLISHED)
+    jma.state.publish(HEAVY_RAIN, when=PUBLISHED)
+    result = official_feeds_poll(now_fn=clock, urls=jma.feed_urls())
+    assert len(result.created) == 2
+    failed = OfficialMessage.objects.get(data_type="VXSE51")
+    assert failed.outcome == OfficialMessage.Outcome.FAILED and failed.broadcast is None
+    assert "手動で起案" in failed.reason
+    assert jma_drafts().count() == 1  # the warning behind it was drafted
+    # Not retried at every poll: stored once.
+    clock.now += dt.timedelta(seconds=60)
+    assert official_feeds_poll(now_fn=clock, urls=jma.feed_urls()).created == []

@@ -240,3 +240,12 @@ def cancellation_text(message: JmaMessage, original_title: str, *, sent_at_label
         f"【取消】{sent_at_label}にお送りした「{original_title}」は、気象庁が情報を取り消しました。"
         "この配信を取り消します。\n\n柏市役所"
     )
+
+
+def correction_text(text: str, *, sent_at_label: str) -> str:
+    """JMA corrected a message whose broadcast went out: the corrected text, marked."""
+    head = (
+        f"【訂正】{sent_at_label}にお送りした情報は、気象庁が内容を訂正しました。"
+        "正しくは次のとおりです。\n\n"
+    )
+    return _shorten(head + text) if utf16_length(head + text) > MAX_TEXT_UTF16 else head + text

@@ -341,6 +341,12 @@ def _act(stored: OfficialMessage, message: JmaMessage, *, now: dt.datetime) -> N
             if kind == Broadcast.Kind.CORRECTION
             else ("解除" if finding.change == drafts.LIFTED else "続報")
         )
+        if kind == Broadcast.Kind.CORRECTION:
+            sent_label = format_jst(thread.sent_at or thread.approved_at or thread.created_at)
+            draft = drafts.DraftText(
+                title=draft.title,
+                text=drafts.correction_text(draft.text, sent_at_label=sent_label),
+            )
         follow_up = _create(
             plan.rule,
             draft,

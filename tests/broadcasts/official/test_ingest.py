@@ -12,6 +12,7 @@ from django.core.management import call_command
 
 from broadcasts import permissions, roles, services, tasks
 from broadcasts.models import Broadcast, BroadcastEvent, OfficialMessage, OfficialRule
+from broadcasts.schedule import format_jst
 from broadcasts.services.official import official_message_ingest, system_author
 from tests.broadcasts.sending.helpers import approve, jst, make_followers
 from tests.fixtures.users import make_user
@@ -268,3 +269,24 @@ def test_every_rule_change_is_audited(db, admin_user):
     assert (
         BroadcastEvent.objects.filter(verb="official_rule_deleted", actor=admin_user).count() == 1
     )
+
+
+def test_jma_correction_of_a_sent_alert_is_a_linked_teisei(db, followers, supervisor, line_sandbox):
+    draft = ingest(QUAKE_5_MINUS, now=jst(2026, 7, 17, 2, 17)).message.broadcast
+    sent = send(draft, supervisor, now=jst(2026, 7, 17, 2, 18))
+    corrected = (
+        sample(QUAKE_5_MINUS)
+        .replace("<InfoType>発表</InfoType>".encode(), "<InfoType>訂正</InfoType>".encode())
+        .replace(b"<MaxInt>5-</MaxInt></Area>", b"<MaxInt>5+</MaxInt></Area>")
+    )
+    message = official_message_ingest(
+        data=corrected, source=FILE, now=jst(2026, 7, 17, 2, 25)
+    ).message
+    assert message.outcome == OUT.FOLLOW_UP
+    teisei = message.broadcast
+    assert (teisei.kind, teisei.parent_id) == (Broadcast.Kind.CORRECTION, sent.pk)
+    text = teisei.messages[0]["text"]
+    sent_label = format_jst(sent.sent_at)
+    assert text.startswith(f"【訂正】{sent_label}にお送りした情報は、気象庁が内容を訂正しました。")
+    assert "千葉県北西部で震度５強を観測しました" in text
+    assert teisei.status == S.PENDING_REVIEW

@@ -85,13 +85,18 @@ def test_heavy_rain_warning_becomes_one_emergency_draft_awaiting_a_supervisor(db
     assert OfficialMessage.objects.count() == 1
 
 
-def test_the_lift_cancels_a_draft_that_never_went_out(db, followers):
+def test_the_lift_updates_a_draft_that_never_went_out(db, followers):
     draft = ingest(HEAVY_RAIN).message.broadcast
     lifted = ingest(HEAVY_RAIN_LIFTED, now=jst(2026, 7, 15, 11, 41)).message
-    assert lifted.outcome == OUT.CANCELLED
+    assert lifted.outcome == OUT.UPDATED
     assert lifted.broadcast_id == draft.pk
+    assert "配信が不要なら取り消してください" in lifted.reason
     draft.refresh_from_db()
-    assert draft.status == S.CANCELLED
+    assert draft.status == S.PENDING_REVIEW
+    assert draft.messages[0]["text"].startswith(
+        "【大雨警報解除】\n柏市の大雨警報は解除されました。"
+    )
+    assert draft.events.filter(verb="edit").count() == 1  # audited as an edit by the system
     assert jma_drafts().count() == 1
 
 

@@ -63,13 +63,42 @@ def seed_allowed_domains(apps: Any) -> None:
         AllowedDomain.objects.get_or_create(domain=domain, defaults={"note": note})
 
 
+ADMIN_OFFICIAL_PERMISSIONS = (
+    "view_officialrule",
+    "add_officialrule",
+    "change_officialrule",
+    "delete_officialrule",
+    "view_officialmessage",
+    "view_officialfeed",
+)
+
+
 def seed_official(apps: Any) -> None:
     """Official information (issue 15): the system author of drafts made from it (inactive,
     no usable password: it can never log in) and Kashiwa's default rules, each audited."""
     from django.contrib.auth.hashers import make_password
+    from django.contrib.auth.management import create_permissions
 
     from .official.defaults import DEFAULT_RULES, rule_fields
     from .permissions import SYSTEM_AUTHOR_USERNAME
+    from .roles import ADMIN
+
+    # 管理者 (DX推進課) edits the rules and reads what was received: make sure the new
+    # models' permissions exist, then add them to the group.
+    app_config = apps.get_app_config("broadcasts")
+    had_models = getattr(app_config, "models_module", None)
+    app_config.models_module = True
+    create_permissions(app_config, apps=apps, verbosity=0)
+    app_config.models_module = had_models
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    group = Group.objects.filter(name=ADMIN).first()
+    if group is not None:
+        group.permissions.add(
+            *Permission.objects.filter(
+                content_type__app_label="broadcasts", codename__in=ADMIN_OFFICIAL_PERMISSIONS
+            )
+        )
 
     User = apps.get_model("broadcasts", "User")
     Category = apps.get_model("broadcasts", "Category")

@@ -3,13 +3,12 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-from broadcasts.seed import seed_categories_and_groups, seed_official
+from broadcasts.seed import seed_official
 
 
 def seed(apps, schema_editor):
-    """Group permissions for the new models (管理者 edits the rules), the system author of
-    drafts made from official information and Kashiwa's default rules (seed_official)."""
-    seed_categories_and_groups(apps)
+    """管理者 may edit the rules; the system author of drafts made from official information
+    and Kashiwa's default rules (seed_official)."""
     seed_official(apps)
 
 

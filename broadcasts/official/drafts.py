@@ -70,6 +70,7 @@ class Finding:
     what: str  # 大雨警報 / 震度５弱 / 土砂災害警戒情報 / 利根川 氾濫警戒情報
     where: str  # 柏市 / 千葉県北西部
     severity: int  # to choose between rules; larger is more severe
+    also: str = ""  # what continues in force there (継続), named so no citizen misses it
 
     @property
     def summary(self) -> str:
@@ -95,7 +96,10 @@ def _area_outcome(message: JmaMessage, rule: RuleSpec, label: str) -> Outcome:
     if issued:
         names = "・".join(dict.fromkeys(i.kind_name for i in issued))
         where = issued[0].area_name
-        return Outcome(Finding(ISSUED, names, where, _severity(names)), "")
+        continuing = [i.kind_name for i in items if i.status == "継続"]
+        also = "・".join(n for n in dict.fromkeys(continuing) if n not in names)
+        severity = max(_severity(names), _severity(also) if also else 0)
+        return Outcome(Finding(ISSUED, names, where, severity, also), "")
     lifted = [i for i in items if i.lifted]
     if lifted:
         names = "・".join(dict.fromkeys(i.kind_name for i in lifted))
@@ -195,7 +199,8 @@ def _issued_content(message: JmaMessage, finding: Finding) -> str:
         return "\n".join(lines)
     if message.kind == Kind.RIVER_FLOOD:
         return f"{finding.what}が発表されました。\n{message.body_text or message.headline}"
-    return f"{finding.where}に{finding.what}が発表されました。\n{message.headline}".rstrip()
+    also = f"（{finding.also}も発表中です。）" if finding.also else ""
+    return f"{finding.where}に{finding.what}が発表されました。{also}\n{message.headline}".rstrip()
 
 
 def render(message: JmaMessage, finding: Finding, *, template: str, info_url: str) -> DraftText:

@@ -3,13 +3,13 @@ ignored, and the draft it made (issue 15)."""
 
 from __future__ import annotations
 
-from django import forms
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
-from ..models import OfficialMessage, OfficialRule
+from ..forms.official import OfficialFilterForm
+from ..models import OfficialMessage
 from ..permissions import BroadcastPermissionDenied, can_administer, can_review
 from ..selectors import official as selectors
 
@@ -22,35 +22,6 @@ def _allowed(request: HttpRequest) -> None:
         raise BroadcastPermissionDenied(
             "受信した防災情報を見られるのは広報担当・承認者・管理者です。"
         )
-
-
-class OfficialFilterForm(forms.Form):
-    outcome = forms.ChoiceField(
-        label="処理結果",
-        required=False,
-        choices=[("", "すべて"), *OfficialMessage.Outcome.choices],
-    )
-    kind = forms.ChoiceField(
-        label="情報の種類",
-        required=False,
-        choices=[("", "すべて"), *OfficialRule.Kind.choices, ("other", "その他")],
-    )
-    rule = forms.ChoiceField(
-        label="起案規則",
-        required=False,
-        choices=[
-            ("", "すべて"),
-            (selectors.FILTER_RULE_MATCHED, "規則に該当したもの"),
-            (selectors.FILTER_RULE_NONE, "該当しなかったもの"),
-        ],
-    )
-    drafted = forms.BooleanField(label="下書きを作ったものだけ", required=False)
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        for name, field in self.fields.items():
-            css = "form-check-input" if name == "drafted" else "form-select"
-            field.widget.attrs["class"] = css
 
 
 @require_GET

@@ -7,10 +7,11 @@ restart never store or process it twice), matched against the admin's rules, and
 * a new draft, submitted through ``broadcast_submit`` exactly as a drafter's submission (so
   an emergency draft waits for a supervisor's approval with the typed count and a fresh
   second factor, and whatever fires on submission fires for it too);
-* an update of the still-pending draft of the same series (a later serial, an upgrade);
+* an update of the still-pending draft of the same series (a later serial, an upgrade, a
+  解除 of a warning that never went out);
 * a linked follow-up of a draft already approved or sent (続報, 解除, JMA's 訂正 → 訂正,
   JMA's 取消 → 取消);
-* the cancellation of a still-pending draft (JMA's 取消, or a 解除 of what never went out);
+* the cancellation of a still-pending draft (JMA's 取消);
 * or nothing, with the reason (訓練, another area, below the threshold …).
 
 The drafts' author is the system account (``permissions.SYSTEM_AUTHOR_USERNAME``): no person
@@ -290,24 +291,22 @@ def _act(stored: OfficialMessage, message: JmaMessage, *, now: dt.datetime) -> N
         message, finding, template=plan.rule.template, info_url=settings.OFFICIAL_INFO_URL
     )
     origin = f"気象庁「{message.control_title}」（{format_jst(message.report_at) if message.report_at else ''}）"
-    if finding.change == drafts.LIFTED:
-        if thread is None:
-            _finish(stored, OUT.IGNORED, "解除の情報ですが、この情報による配信はありません。")
-            return
-        if thread.status in PENDING:
-            _cancel_pending(
-                thread,
-                f"{origin}で{finding.what}が解除されたため、未配信の下書きを取り消しました。",
-            )
-            _finish(
-                stored,
-                OUT.CANCELLED,
-                "解除されたため、未配信の下書きを取り消しました。",
-                broadcast=thread,
-                rule=plan.rule,
-                finding=finding.summary,
-            )
-            return
+    if finding.change == drafts.LIFTED and thread is None:
+        _finish(stored, OUT.IGNORED, "解除の情報ですが、この情報による配信はありません。")
+        return
+    if finding.change == drafts.LIFTED and thread.status in PENDING:
+        # The warning never went out: the draft now says it was lifted; the supervisor
+        # sends that (citizens may have heard of the warning elsewhere) or cancels it.
+        thread = _update_pending(thread, plan.rule, draft, reason=f"{origin}による更新")
+        _finish(
+            stored,
+            OUT.UPDATED,
+            "未配信の下書きを解除の内容に更新しました。配信が不要なら取り消してください。",
+            broadcast=thread,
+            rule=plan.rule,
+            finding=finding.summary,
+        )
+        return
     if thread is not None and thread.status in PENDING:
         thread = _update_pending(thread, plan.rule, draft, reason=f"{origin}による更新")
         _finish(

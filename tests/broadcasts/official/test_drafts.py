@@ -87,3 +87,22 @@ def test_a_huge_headline_is_cut_to_lines_limit():
     draft = render(message, finding, template=long_template, info_url=URL)
     assert check_messages([{"type": "text", "text": draft.text}]) == []
     assert draft.text.endswith("…（以下略）")
+
+
+def test_a_new_warning_names_the_ones_still_in_force():
+    data = (
+        sample(HEAVY_RAIN)
+        .replace(
+            "<Name>大雨警報</Name>\n<Code>03</Code>\n<Status>発表</Status>\n<LastKind>".encode(),
+            "<Name>大雨警報</Name>\n<Code>03</Code>\n<Status>継続</Status>\n<LastKind>".encode(),
+        )
+        .replace(
+            "<Name>雷注意報</Name>\n<Code>14</Code>\n<Status>継続</Status>".encode(),
+            "<Name>洪水警報</Name>\n<Code>04</Code>\n<Status>発表</Status>".encode(),
+        )
+    )
+    message = parse_message(data)
+    finding = evaluate(message, WARNINGS).finding
+    assert (finding.what, finding.also) == ("洪水警報", "大雨警報")
+    text = render(message, finding, template=DEFAULT_TEMPLATE, info_url=URL).text
+    assert "柏市に洪水警報が発表されました。（大雨警報も発表中です。）" in text

@@ -85,13 +85,18 @@ def test_heavy_rain_warning_becomes_one_emergency_draft_awaiting_a_supervisor(db
     assert OfficialMessage.objects.count() == 1
 
 
-def test_the_lift_cancels_a_draft_that_never_went_out(db, followers):
+def test_the_lift_updates_a_draft_that_never_went_out(db, followers):
     draft = ingest(HEAVY_RAIN).message.broadcast
     lifted = ingest(HEAVY_RAIN_LIFTED, now=jst(2026, 7, 15, 11, 41)).message
-    assert lifted.outcome == OUT.CANCELLED
+    assert lifted.outcome == OUT.UPDATED
     assert lifted.broadcast_id == draft.pk
+    assert "配信が不要なら取り消してください" in lifted.reason
     draft.refresh_from_db()
-    assert draft.status == S.CANCELLED
+    assert draft.status == S.PENDING_REVIEW
+    assert draft.messages[0]["text"].startswith(
+        "【大雨警報解除】\n柏市の大雨警報は解除されました。"
+    )
+    assert draft.events.filter(verb="edit").count() == 1  # audited as an edit by the system
     assert jma_drafts().count() == 1
 
 
@@ -290,3 +295,44 @@ def test_jma_correction_of_a_sent_alert_is_a_linked_teisei(db, followers, superv
     assert text.startswith(f"【訂正】{sent_label}にお送りした情報は、気象庁が内容を訂正しました。")
     assert "千葉県北西部で震度５強を観測しました" in text
     assert teisei.status == S.PENDING_REVIEW
+
+
+def upgraded_to_special_warning() -> bytes:
+    """The Kashiwa fixture two hours later, 大雨警報 upgraded to 大雨特別警報 in 柏市."""
+    return (
+        sample(HEAVY_RAIN)
+        .replace(b"2026-07-15T03:12:00+09:00", b"2026-07-15T05:12:00+09:00")
+        .replace(
+            "<Name>大雨警報</Name>\n<Code>03</Code>\n<Status>発表</Status>\n<LastKind>".encode(),
+            "<Name>大雨特別警報</Name>\n<Code>33</Code>\n<Status>発表</Status>\n<LastKind>".encode(),
+        )
+    )
+
+
+def test_an_upgrade_to_a_special_warning_updates_the_pending_draft(db, followers):
+    draft = ingest(HEAVY_RAIN).message.broadcast
+    upgraded = official_message_ingest(
+        data=upgraded_to_special_warning(), source=FILE, now=jst(2026, 7, 15, 5, 13)
+    ).message
+    assert upgraded.outcome == OUT.UPDATED and upgraded.broadcast_id == draft.pk
+    draft.refresh_from_db()
+    assert draft.status == S.PENDING_REVIEW
+    assert draft.audience == Broadcast.Audience.ALL
+    assert [c.code for c in draft.categories.all()] == ["emergency"]
+    assert draft.messages[0]["text"].startswith(
+        "【大雨特別警報】\n柏市に大雨特別警報が発表されました。"
+    )
+    assert jma_drafts().count() == 1
+
+
+def test_an_upgrade_after_the_warning_went_out_is_a_linked_follow_up(
+    db, followers, supervisor, line_sandbox
+):
+    sent = send(ingest(HEAVY_RAIN).message.broadcast, supervisor, now=jst(2026, 7, 15, 3, 20))
+    upgraded = official_message_ingest(
+        data=upgraded_to_special_warning(), source=FILE, now=jst(2026, 7, 15, 5, 13)
+    ).message
+    assert upgraded.outcome == OUT.FOLLOW_UP
+    follow_up = upgraded.broadcast
+    assert follow_up.parent_id == sent.pk and follow_up.title.startswith("【続報】")
+    assert follow_up.audience == Broadcast.Audience.ALL and follow_up.is_emergency

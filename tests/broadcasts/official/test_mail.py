@@ -94,3 +94,58 @@ def test_ingest_mail_reads_stdin(db, allow_list, monkeypatch, capsys):
     call_command("ingest_mail")
     assert "下書きを作成" in capsys.readouterr().out
     assert Broadcast.objects.count() == 1
+
+
+class FakeImap:
+    """Stands in for the mailbox's server (imaplib's client API, as the code calls it)."""
+
+    mails: list[bytes] = []
+    logins: list[tuple[str, str]] = []
+
+    def __init__(self, host: str, port: int) -> None:
+        self.address = (host, port)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def login(self, user: str, password: str) -> None:
+        FakeImap.logins.append((user, password))
+
+    def select(self, mailbox: str) -> None:
+        assert mailbox == "INBOX"
+
+    def search(self, charset, criterion: str):
+        assert criterion == "UNSEEN"
+        return "OK", [" ".join(str(i + 1) for i in range(len(FakeImap.mails))).encode()]
+
+    def fetch(self, number: bytes, parts: str):
+        return "OK", [(b"1 (RFC822 {n})", FakeImap.mails[int(number) - 1]), b")"]
+
+
+def test_imap_polling_ingests_unseen_mails(db, allow_list, monkeypatch):
+    import imaplib
+
+    from broadcasts.services.official import imap_poll
+
+    make_followers(["U" + "2" * 32], ["disaster_crime"])
+    FakeImap.mails = [
+        mail(message_id="<i1@x>"),
+        mail(sender="evil@example.com", message_id="<i2@x>"),
+    ]
+    FakeImap.logins = []
+    monkeypatch.setattr(imaplib, "IMAP4_SSL", FakeImap)
+    read = imap_poll(now_fn=lambda: NOW, imap_url="imaps://line%40city:pa%2Fss@mail.example/INBOX")
+    assert read == 2
+    assert FakeImap.logins == [("line@city", "pa/ss")]
+    outcomes = sorted(OfficialMessage.objects.values_list("outcome", flat=True))
+    assert outcomes == [OfficialMessage.Outcome.DRAFTED, OfficialMessage.Outcome.REFUSED]
+
+
+def test_an_unreachable_mailbox_is_logged_not_raised(db, caplog):
+    from broadcasts.services.official import imap_poll
+
+    assert imap_poll(now_fn=lambda: NOW, imap_url="imap://127.0.0.1:9/INBOX") == 0
+    assert "防災メール（IMAP）の取得に失敗しました" in caplog.text

@@ -57,7 +57,11 @@ class OfficialRule(models.Model):
     priority = models.CharField(
         _("優先度"),
         max_length=20,
-        choices=Broadcast.Priority.choices,
+        # 通常 or 緊急: a 時間外配信 needs a person's reason, which a rule cannot give.
+        choices=[
+            (Broadcast.Priority.NORMAL.value, Broadcast.Priority.NORMAL.label),
+            (Broadcast.Priority.EMERGENCY.value, Broadcast.Priority.EMERGENCY.label),
+        ],
         default=Broadcast.Priority.EMERGENCY,
     )
     category = models.ForeignKey(Category, verbose_name=_("カテゴリ"), on_delete=models.PROTECT)

@@ -151,6 +151,8 @@ class CitizenMessage(models.Model):
         on_delete=models.PROTECT,
         related_name="messages",
     )
+    #: ``item`` is set (kept in step by the services): the inbox's order uses it with an index
+    flagged = models.BooleanField(_("フラグあり"), default=False)
     flag_source = models.CharField(
         _("フラグの付け方"), max_length=10, choices=FlagSource.choices, blank=True, default=""
     )
@@ -176,6 +178,10 @@ class CitizenMessage(models.Model):
         indexes = [
             models.Index(fields=["received_at"], name="citizenmessage_received_idx"),
             models.Index(fields=["item", "received_at"], name="citizenmessage_item_idx"),
+            # the inbox: flagged first, then newest
+            models.Index(
+                fields=["-flagged", "-received_at", "-id"], name="citizenmessage_inbox_idx"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -78,6 +78,7 @@ def citizen_message_receive(
             "received_at": at,
             "rule_hits": [h.as_json() for h in hits],
             "item": ProhibitedItem.objects.filter(number=first.item).first() if first else None,
+            "flagged": first is not None,
             "flag_source": CitizenMessage.FlagSource.RULE if first else "",
             "flagged_at": at if first else None,
             "replies_suppressed": suppressed,
@@ -108,10 +109,11 @@ def citizen_message_flag(
     message = CitizenMessage.objects.select_for_update().get(pk=message.pk)
     before = message.item.number if message.item_id else None
     message.item = item
+    message.flagged = True
     message.flag_source = CitizenMessage.FlagSource.STAFF
     message.flagged_by = actor
     message.flagged_at = now
-    message.save(update_fields=["item", "flag_source", "flagged_by", "flagged_at"])
+    message.save(update_fields=["item", "flagged", "flag_source", "flagged_by", "flagged_at"])
     audit_record(
         verb="citizen_message_flagged",
         actor=actor,
@@ -129,10 +131,11 @@ def citizen_message_unflag(
     message = CitizenMessage.objects.select_for_update().get(pk=message.pk)
     before = message.item.number if message.item_id else None
     message.item = None
+    message.flagged = False
     message.flag_source = ""
     message.flagged_by = actor
     message.flagged_at = now
-    message.save(update_fields=["item", "flag_source", "flagged_by", "flagged_at"])
+    message.save(update_fields=["item", "flagged", "flag_source", "flagged_by", "flagged_at"])
     audit_record(
         verb="citizen_message_unflagged",
         actor=actor,

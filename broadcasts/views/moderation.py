@@ -51,6 +51,7 @@ def moderation_inbox(request: HttpRequest) -> HttpResponse:
     patterns = sel.mask_patterns()
     rows = list(page.object_list)
     suppressed = sel.suppressions_active_for((m.line_user_id for m in rows), now=now)
+    measured = sel.measured_ids(m.pk for m in rows)
     params = request.GET.copy()
     params.pop("page", None)
     return render(
@@ -65,6 +66,7 @@ def moderation_inbox(request: HttpRequest) -> HttpResponse:
                     "masked": sel.mask_personal_data(m.text, patterns),
                     "user": short_user_id(m.line_user_id),
                     "suppressed_until": suppressed.get(m.line_user_id),
+                    "has_measure": m.pk in measured,
                 }
                 for m in rows
             ],

@@ -41,7 +41,7 @@ def test_a_reviewer_walks_the_inbox(page, live_server, reviewer, inbox, width):
     login_as(page, live_server, reviewer)
     if width < 768:
         page.get_by_role("button", name="メニュー").click()
-    page.get_by_role("link", name="市民からのメッセージ").click()
+    page.get_by_test_id("main-nav").get_by_role("link", name="市民からのメッセージ").click()
     page.wait_for_url(url(live_server, "broadcasts:moderation_inbox"))
 
     items = page.locator("[data-testid=inbox-list] > li")

@@ -126,7 +126,7 @@ def test_a_reviewer_flags_notes_suppresses_and_records_a_measure_each_audited(re
     )
 
     message.refresh_from_db()
-    assert message.item == item and message.flag_source == "staff"
+    assert message.item == item and message.flagged and message.flag_source == "staff"
     assert message.flagged_by == reviewer and message.note == "何度も送ってくる"
     assert suppression.until == T0 + dt.timedelta(days=7)
     measure = ModerationMeasure.objects.get()
@@ -150,6 +150,16 @@ def test_while_suppressed_the_hook_says_so_and_the_message_is_still_kept(reviewe
     assert receive("別の人", event_id="ev-3", user="U" + "b2" * 16) is False
     # after the period, replies resume
     assert receive("四日後", event_id="ev-4", at=T0 + dt.timedelta(days=3, seconds=1)) is False
+
+
+def test_unflagging_takes_the_message_out_of_the_flagged_first_order(reviewer):
+    receive("副業で稼げる", event_id="spam")
+    receive("こんにちは", event_id="hello", at=T0 + dt.timedelta(minutes=1))
+    first = sel.inbox(sel.InboxFilter()).first()
+    assert first.webhook_event_id == "spam" and first.flagged
+    moderation.citizen_message_unflag(message=first, actor=reviewer, now=T0)
+    assert sel.inbox(sel.InboxFilter()).first().webhook_event_id == "hello"
+    assert not CitizenMessage.objects.get(webhook_event_id="spam").flagged
 
 
 def test_a_lifted_suppression_no_longer_stops_replies(reviewer):

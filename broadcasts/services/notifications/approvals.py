@@ -36,8 +36,8 @@ from .delivery import (
 )
 
 DRILL_MARKER = "【訓練】"
-#: registered task names (``broadcasts/tasks/notifications.py``), sent through ``enqueue``
-DELIVER_APPROVAL_ALERTS = "broadcasts.tasks.notifications.deliver_approval_alerts"
+#: the registered task (``broadcasts/tasks/notifications.py``), sent through ``enqueue``
+DELIVER_APPROVAL_ALERTS = enqueue.DELIVER_APPROVAL_ALERTS
 
 
 def _enqueue_delivery(round_id: int) -> None:

@@ -323,3 +323,32 @@ def test_a_supervisor_who_edited_the_emergency_is_not_alerted(team, line_sandbox
     notifications.approval_alerts_deliver(round_id=alert_round.pk, now_fn=at(seconds=1))
     assert pushes_to(line_sandbox, boss_line) == []
     assert [m.to for m in mail.outbox] == [["deputy@city.kashiwa.lg.jp"]]
+
+
+@pytest.mark.django_db
+def test_a_mail_server_that_fails_is_tried_once_per_round_and_the_beat_sends_later(
+    team, line_sandbox, night, settings
+):
+    """Pushes go first and are unaffected; after the first SMTP failure the round's other
+    e-mails are not tried (a hung mail server would hold the emergency worker once per
+    person), and the beat task sends them once the server answers."""
+    boss_line = link_line(line_sandbox, team["boss"], 820_091)
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2
+    broadcast = submit(team["drafter"])
+    alert_round = AlertRound.objects.get(broadcast=broadcast)
+    assert notifications.approval_alerts_deliver(round_id=alert_round.pk, now_fn=at(seconds=1)) == 1
+    assert len(pushes_to(line_sandbox, boss_line)) == 1
+    emails = alert_round.alerts.filter(channel=Alert.Channel.EMAIL)
+    assert set(emails.values_list("status", flat=True)) == {Alert.Status.PENDING}
+    errors = sorted(emails.values_list("error", flat=True))
+    assert "ConnectionRefusedError" in errors[0] or "ConnectionRefusedError" in errors[1]
+    assert any("メールサーバーに接続できませんでした" in e for e in errors)
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    assert notifications.approval_alerts_tick(now_fn=at(seconds=10)).sent == 2
+    assert sorted(a for m in mail.outbox for a in m.to) == [
+        "boss@city.kashiwa.lg.jp",
+        "deputy@city.kashiwa.lg.jp",
+    ]
+    assert len(pushes_to(line_sandbox, boss_line)) == 1

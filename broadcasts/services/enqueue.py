@@ -16,6 +16,7 @@ SEND_BROADCAST = "broadcasts.tasks.send_broadcast"
 SEND_EMERGENCY_BROADCAST = "broadcasts.tasks.send_emergency_broadcast"
 PROCESS_WEBHOOK_EVENTS = "broadcasts.tasks_citizens.process_webhook_events"
 PROCESS_NEW_WEBHOOK_EVENTS = "broadcasts.tasks_citizens.process_new_webhook_events"
+DELIVER_APPROVAL_ALERTS = "broadcasts.tasks.notifications.deliver_approval_alerts"
 
 
 def task_send(name: str, args: list[Any] | tuple[Any, ...] | None = None, **options: Any) -> Any:

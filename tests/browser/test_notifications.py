@@ -76,6 +76,7 @@ def link_from_phone(page, live_server, line_sandbox, user, line_user_id: str) ->
     expect(page.locator("[data-testid=line-link-status]")).to_have_text("未連携")
     page.get_by_role("button", name="連携コードを発行する").click()
     message = page.locator("[data-testid=line-link-code]").inner_text()
+    assert_accessible(page)
     assert re.fullmatch(r"職員連携 [A-Z2-9]{4}-[A-Z2-9]{4}", message)
     result = line_sandbox.send_webhook(
         [text_message_event(line_user_id, message)], url=live_server.url + "/line/webhook/"

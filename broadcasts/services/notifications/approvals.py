@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
 
@@ -27,6 +26,7 @@ from ..audit import audit_record
 from .delivery import (
     STALE_CLAIM,
     AlertMessage,
+    MailSender,
     alert_url,
     claim,
     create_alerts,
@@ -36,8 +36,8 @@ from .delivery import (
 )
 
 DRILL_MARKER = "【訓練】"
-#: registered task names (``broadcasts/tasks/notifications.py``), sent through ``enqueue``
-DELIVER_APPROVAL_ALERTS = "broadcasts.tasks.notifications.deliver_approval_alerts"
+#: the registered task (``broadcasts/tasks/notifications.py``), sent through ``enqueue``
+DELIVER_APPROVAL_ALERTS = enqueue.DELIVER_APPROVAL_ALERTS
 
 
 def _enqueue_delivery(round_id: int) -> None:
@@ -140,27 +140,34 @@ def approval_alerts_deliver(
         level: alert_message(broadcast, alert_round, level) for level in {a.level for a in alerts}
     }
     sent: list[Alert] = []
-    for alert in alerts:
-        message = messages[alert.level]
-        try:
-            if alert.channel == Alert.Channel.LINE:
-                gateway = gateway or get_gateway()
-                result = gateway.push(
-                    to=alert.address,
-                    messages=[{"type": "text", "text": message.line_text}],
-                    retry_key=alert.retry_key,
-                )
-                request_id = result.request_id
+    # One connection to the mail server for the round; once it fails, the round's other
+    # e-mails wait for the beat task: a mail server that does not answer holds this worker
+    # (which also sends emergencies) for one EMAIL_TIMEOUT, not one per person.
+    mail = MailSender()
+    try:
+        for alert in alerts:
+            message = messages[alert.level]
+            try:
+                if alert.channel == Alert.Channel.LINE:
+                    gateway = gateway or get_gateway()
+                    result = gateway.push(
+                        to=alert.address,
+                        messages=[{"type": "text", "text": message.line_text}],
+                        retry_key=alert.retry_key,
+                    )
+                    request_id = result.request_id
+                else:
+                    mail.send(message, alert.address)
+                    request_id = ""
+            except LinePermanentError as exc:
+                failed(alert, f"LINE: {exc}", at=now_fn(), permanent=True)
+            except (LineTemporaryError, smtplib.SMTPException, OSError) as exc:
+                failed(alert, f"{type(exc).__name__}: {exc}", at=now_fn(), permanent=False)
             else:
-                send_mail(message.subject, message.body, None, [alert.address])
-                request_id = ""
-        except LinePermanentError as exc:
-            failed(alert, f"LINE: {exc}", at=now_fn(), permanent=True)
-        except (LineTemporaryError, smtplib.SMTPException, OSError) as exc:
-            failed(alert, f"{type(exc).__name__}: {exc}", at=now_fn(), permanent=False)
-        else:
-            finish(alert, status=Alert.Status.SENT, at=now_fn(), request_id=request_id)
-            sent.append(alert)
+                finish(alert, status=Alert.Status.SENT, at=now_fn(), request_id=request_id)
+                sent.append(alert)
+    finally:
+        mail.close()
     if sent:
         audit_record(
             verb="approval_alerts_sent",

@@ -6,12 +6,15 @@ than ``STALE_CLAIM`` belongs to a worker that died and is taken over."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import smtplib
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.mail import get_connection, send_mail
 from django.db import transaction
 from django.db.models import F, Q
 from django.urls import reverse
@@ -134,3 +137,28 @@ def still_waiting(alert_round: AlertRound) -> bool:
         broadcast.status == Broadcast.Status.PENDING_REVIEW
         and broadcast.submitted_at == alert_round.submitted_at
     )
+
+
+class MailSender:
+    """E-mails over one connection; after the first failure the rest fail at once (they stay
+    queued for the beat task) instead of each waiting for the mail server's timeout."""
+
+    def __init__(self) -> None:
+        self._connection: Any = None
+        self._error: Exception | None = None
+
+    def send(self, message: AlertMessage, address: str) -> None:
+        if self._error is not None:
+            raise smtplib.SMTPException(f"メールサーバーに接続できませんでした（{self._error}）")
+        try:
+            if self._connection is None:
+                self._connection = get_connection(fail_silently=False)
+            send_mail(message.subject, message.body, None, [address], connection=self._connection)
+        except (smtplib.SMTPException, OSError) as exc:
+            self._error = exc
+            raise
+
+    def close(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()

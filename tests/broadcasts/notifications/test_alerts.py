@@ -12,7 +12,7 @@ from django.db import connection
 from django.urls import reverse
 
 from broadcasts import roles
-from broadcasts.models import Alert, AlertRound, Broadcast, BroadcastEvent
+from broadcasts.models import Alert, AlertRound, Broadcast, BroadcastEvent, Category
 from broadcasts.services import notifications
 from tests.broadcasts.notifications.conftest import NIGHT, link_line, staff, submit
 from tests.broadcasts.sending.helpers import approve
@@ -289,3 +289,66 @@ def test_when_no_supervisor_can_be_reached_the_admins_are_alerted_at_the_next_ti
     result = notifications.approval_alerts_tick(now_fn=at(seconds=10))
     assert len(result.escalated) == 1
     assert [m.to for m in mail.outbox] == [["admin@city.kashiwa.lg.jp"]]
+
+
+@pytest.mark.django_db
+def test_a_supervisor_who_edited_the_emergency_is_not_alerted(team, line_sandbox, night):
+    """Whoever wrote part of it cannot approve it (four eyes), so an alert would only cost
+    the minutes in which someone who can approve is being looked for."""
+    from broadcasts import services
+
+    boss_line = link_line(line_sandbox, team["boss"], 820_081)
+    draft = services.broadcast_create(
+        author=team["drafter"],
+        title="避難指示（利根川）",
+        categories=list(Category.objects.filter(code="disaster_crime")),
+        messages=[{"type": "text", "text": "【柏市】避難指示を発令しました。"}],
+        priority=Broadcast.Priority.EMERGENCY,
+        emergency_reason="利根川が氾濫危険水位を超過",
+    )
+    services.broadcast_update(
+        broadcast=draft,
+        actor=team["boss"],
+        title=draft.title,
+        categories=list(draft.categories.all()),
+        messages=[{"type": "text", "text": "【柏市】利根川の避難指示を発令しました。"}],
+        audience=draft.audience,
+        requested_at=None,
+        priority=draft.priority,
+        emergency_reason=draft.emergency_reason,
+        notification_disabled=False,
+    )
+    broadcast = services.broadcast_submit(broadcast=draft, actor=team["drafter"])
+    alert_round = AlertRound.objects.get(broadcast=broadcast)
+    notifications.approval_alerts_deliver(round_id=alert_round.pk, now_fn=at(seconds=1))
+    assert pushes_to(line_sandbox, boss_line) == []
+    assert [m.to for m in mail.outbox] == [["deputy@city.kashiwa.lg.jp"]]
+
+
+@pytest.mark.django_db
+def test_a_mail_server_that_fails_is_tried_once_per_round_and_the_beat_sends_later(
+    team, line_sandbox, night, settings
+):
+    """Pushes go first and are unaffected; after the first SMTP failure the round's other
+    e-mails are not tried (a hung mail server would hold the emergency worker once per
+    person), and the beat task sends them once the server answers."""
+    boss_line = link_line(line_sandbox, team["boss"], 820_091)
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2
+    broadcast = submit(team["drafter"])
+    alert_round = AlertRound.objects.get(broadcast=broadcast)
+    assert notifications.approval_alerts_deliver(round_id=alert_round.pk, now_fn=at(seconds=1)) == 1
+    assert len(pushes_to(line_sandbox, boss_line)) == 1
+    emails = alert_round.alerts.filter(channel=Alert.Channel.EMAIL)
+    assert set(emails.values_list("status", flat=True)) == {Alert.Status.PENDING}
+    errors = sorted(emails.values_list("error", flat=True))
+    assert "ConnectionRefusedError" in errors[0] or "ConnectionRefusedError" in errors[1]
+    assert any("メールサーバーに接続できませんでした" in e for e in errors)
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    assert notifications.approval_alerts_tick(now_fn=at(seconds=10)).sent == 2
+    assert sorted(a for m in mail.outbox for a in m.to) == [
+        "boss@city.kashiwa.lg.jp",
+        "deputy@city.kashiwa.lg.jp",
+    ]
+    assert len(pushes_to(line_sandbox, boss_line)) == 1

@@ -113,6 +113,9 @@ API_ROUTES: list[Route] = [
     _route("DELETE", "/v2/bot/user/all/richmenu", "cancel_default_rich_menu"),
     _route("GET", "/v2/bot/insight/message/event", "message_event"),
     _route("GET", "/v2/bot/insight/followers", "follower_statistics"),
+    _route("GET", "/v2/bot/insight/message/event/aggregation", "unit_statistics"),
+    _route("GET", "/v2/bot/message/aggregation/info", "aggregation_unit_usage"),
+    _route("GET", "/v2/bot/message/aggregation/list", "aggregation_unit_names"),
 ]
 CONTROL_ROUTES: list[Route] = [
     _route("GET", "/sandbox/api/deliveries", "c_deliveries"),
@@ -321,6 +324,36 @@ class LineApi:
             raise LineError(400, "The value for the 'requestId' parameter is invalid")
         return Response(200, insight.message_event(self.state, request_id))
 
+    def unit_statistics(self, req: Request) -> Response:
+        """``GetStatisticsPerUnitResponse`` for one custom aggregation unit."""
+        unit = req.query.get("customAggregationUnit", "")
+        if not re.fullmatch(r"[a-zA-Z0-9_]{1,30}", unit):
+            raise LineError(400, "The value for the 'customAggregationUnit' parameter is invalid")
+        days = []
+        for name in ("from", "to"):
+            value = req.query.get(name, "")
+            if not re.fullmatch(r"\d{8}", value):
+                raise LineError(400, f"The value for the '{name}' parameter is invalid")
+            days.append(value)
+        try:
+            return Response(200, insight.unit_statistics(self.state, unit, days[0], days[1]))
+        except ValueError as exc:
+            raise LineError(400, str(exc)) from exc
+
+    def aggregation_unit_usage(self, req: Request) -> Response:
+        return Response(
+            200, {"numOfCustomAggregationUnits": len(self.state.aggregation_units_used())}
+        )
+
+    def aggregation_unit_names(self, req: Request) -> Response:
+        names = self.state.aggregation_units_used()
+        limit = int(req.query.get("limit", "100") or 100)
+        start = int(req.query.get("start", "0") or 0)
+        body: dict[str, Any] = {"customAggregationUnits": names[start : start + limit]}
+        if start + limit < len(names):
+            body["next"] = str(start + limit)
+        return Response(200, body)
+
     def follower_statistics(self, req: Request) -> Response:
         date = req.query.get("date")
         if date is not None and not re.fullmatch(r"\d{8}", date):
@@ -431,6 +464,7 @@ class LineApi:
             broadcast_rate_limit=data.get("broadcast_rate_limit"),
             insight_delay_days=data.get("insight_delay_days"),
             insight_privacy_threshold=data.get("insight_privacy_threshold"),
+            aggregation_units_allowed=data.get("aggregation_units_allowed"),
         )
         return Response(200, {"webhook_url": self.state.webhook_url})
 

@@ -4,6 +4,18 @@ DESIGN.md §3.
 Every model is re-exported here: import models as ``from broadcasts.models import X``."""
 
 from .accounts import Division, User
+from .audiences import (
+    AgeGroup,
+    AggregationUnit,
+    Area,
+    BroadcastAudience,
+    BroadcastVariant,
+    FollowerAgeGroup,
+    FollowerArea,
+    FollowerLanguage,
+    Language,
+    LineFeatureRefusal,
+)
 from .audit import BroadcastEvent
 from .broadcast import Broadcast, BroadcastContributor, Category
 from .calendar import CalendarOverride
@@ -14,18 +26,28 @@ from .richmenu import RichMenu
 from .templates import AllowedDomain, MessageTemplate
 
 __all__ = [
+    "AgeGroup",
+    "AggregationUnit",
     "AllowedDomain",
+    "Area",
     "AutoReplyRule",
     "Broadcast",
+    "BroadcastAudience",
     "BroadcastContributor",
     "BroadcastEvent",
     "BroadcastStats",
+    "BroadcastVariant",
     "CalendarOverride",
     "Category",
     "DailyStats",
     "Delivery",
     "Division",
     "Follower",
+    "FollowerAgeGroup",
+    "FollowerArea",
+    "FollowerLanguage",
+    "Language",
+    "LineFeatureRefusal",
     "MessageTemplate",
     "PublicNotice",
     "RichMenu",

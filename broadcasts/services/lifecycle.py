@@ -25,6 +25,7 @@ from ..content import (
     message_texts,
 )
 from ..models import Broadcast, BroadcastContributor, Category, Division, User
+from ..selectors import audiences as audience_selectors
 from .audit import audit_record
 from .errors import (
     BroadcastInvalid,
@@ -113,6 +114,7 @@ def compute_hash(broadcast: Broadcast, category_codes: list[str] | None = None) 
         priority=broadcast.priority,
         notification_disabled=broadcast.notification_disabled,
         kind=broadcast.kind,
+        targeting=audience_selectors.hash_part(broadcast),
     )
 
 
@@ -295,25 +297,36 @@ def broadcast_update(
         to_status=broadcast.status,
         data={"changed": changed, "before": before, "after": after},
     )
-    if changed_content and (broadcast.approved_by_id or broadcast.status == S.SCHEDULED):
-        _void_approval(broadcast)
-        if broadcast.status == S.SCHEDULED:
-            transition(
-                broadcast,
-                "reopen",
-                actor=actor,
-                comment="承認後に内容が変更されたため、再度の承認が必要です。",
-                fields=_APPROVAL_FIELDS,
-            )
-        else:
-            broadcast.save(update_fields=list(_APPROVAL_FIELDS))
+    if changed_content:
+        approval_void_after_edit(broadcast, actor=actor)
     return broadcast
+
+
+def approval_void_after_edit(broadcast: Broadcast, *, actor: User) -> None:
+    """The content changed: an approval no longer holds, and a scheduled send goes back to
+    review (the row is locked by the caller)."""
+    if not (broadcast.approved_by_id or broadcast.status == S.SCHEDULED):
+        return
+    _void_approval(broadcast)
+    if broadcast.status == S.SCHEDULED:
+        transition(
+            broadcast,
+            "reopen",
+            actor=actor,
+            comment="承認後に内容が変更されたため、再度の承認が必要です。",
+            fields=_APPROVAL_FIELDS,
+        )
+    else:
+        broadcast.save(update_fields=list(_APPROVAL_FIELDS))
 
 
 def _contributor_add(broadcast: Broadcast, user: User, *, at: dt.datetime) -> None:
     BroadcastContributor.objects.get_or_create(
         broadcast=broadcast, user=user, defaults={"first_contributed_at": at}
     )
+
+
+contributor_add = _contributor_add
 
 
 _APPROVAL_FIELDS = ("approved_by", "approved_at", "approved_hash", "scheduled_for", "hold_reason")

@@ -75,3 +75,37 @@ def seed_audiences(apps: Any) -> None:
     if not Area.objects.exists():
         for order, (code, label) in enumerate(SAMPLE_AREAS, start=1):
             Area.objects.create(code=code, label=label, sort_order=order, is_sample=True)
+
+
+# The first line of a correction (訂正) or cancellation (取消) in each seeded language; a
+# correction's version keeps the placeholder until staff write the corrected content in it.
+FOLLOW_UP_TEXTS: dict[str, dict[str, str]] = {
+    "easy-ja": {
+        "correction": "【なおします】まえに おくった おしらせに まちがいが ありました。",
+        "cancellation": "【とりけし】まえに おくった おしらせは まちがいでした。"
+        "この おしらせは とりけします。ごめんなさい。",
+    },
+    "en": {
+        "correction": "[Correction] The message we sent earlier contained an error.",
+        "cancellation": "[Cancelled] The message we sent earlier was sent in error. "
+        "Please disregard it. We apologise.",
+    },
+    "zh": {
+        "correction": "【更正】之前发送的通知内容有误。",
+        "cancellation": "【撤销】之前发送的通知有误，现予以撤销。非常抱歉。",
+    },
+    "ko": {
+        "correction": "【정정】앞서 보내드린 안내에 오류가 있었습니다.",
+        "cancellation": "【취소】앞서 보내드린 안내는 잘못 발송되었습니다. 이 안내를 취소합니다. 죄송합니다.",
+    },
+    "vi": {
+        "correction": "[Đính chính] Thông báo chúng tôi gửi trước đó có sai sót.",
+        "cancellation": "[Hủy] Thông báo chúng tôi gửi trước đó bị gửi nhầm. "
+        "Xin vui lòng bỏ qua. Chúng tôi xin lỗi.",
+    },
+    "pt": {
+        "correction": "[Correção] A mensagem que enviamos anteriormente continha um erro.",
+        "cancellation": "[Cancelamento] A mensagem que enviamos anteriormente foi enviada por "
+        "engano. Por favor, desconsidere-a. Pedimos desculpas.",
+    },
+}

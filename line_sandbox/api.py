@@ -13,12 +13,13 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from . import insight, page
 from .records import RETRY_KEY_ENDPOINTS, Fault
 from .state import SandboxState
 from .validation import LineError, is_uuid, request_schema, validate_body
-from .webhook import send_webhook
+from .webhook import send_webhook, tap_postback
 
 MAX_JSON_BODY = 2 * 1024 * 1024  # LINE rejects request bodies over 2 MB
 MAX_RICH_MENU_IMAGE = 1024 * 1024
@@ -130,10 +131,15 @@ CONTROL_ROUTES: list[Route] = [
     _route("POST", "/sandbox/api/quota", "c_set_quota"),
     _route("POST", "/sandbox/api/config", "c_config"),
     _route("POST", "/sandbox/api/webhook", "c_webhook"),
+    _route("POST", "/sandbox/api/tap", "c_tap"),
     _route("GET", "/sandbox/api/requests", "c_requests"),
     _route("GET", "/", "p_index"),
     _route("GET", "/follower/(?P<user_id>[^/]+)", "p_follower"),
+    _route("POST", "/follower/(?P<user_id>[^/]+)/tap", "p_tap"),
 ]
+
+
+_TEXT = "text/plain; charset=utf-8"
 
 
 def is_loopback(host: str) -> bool:
@@ -480,6 +486,39 @@ class LineApi:
         return Response(
             200, {"status": result.status, "body": result.body, "payload": result.payload}
         )
+
+    def c_tap(self, req: Request) -> Response:
+        """A follower taps a postback button they can see (``{"user_id", "data"}``)."""
+        data = self._control_json(req)
+        try:
+            result = tap_postback(
+                self.state, str(data.get("user_id", "")), str(data.get("data", ""))
+            )
+        except ValueError as exc:
+            raise LineError(400, str(exc)) from exc
+        except OSError as exc:
+            raise LineError(502, f"webhook delivery failed: {exc}") from exc
+        return Response(
+            200, {"status": result.status, "body": result.body, "payload": result.payload}
+        )
+
+    def p_tap(self, req: Request) -> Response:
+        """The follower page's tap buttons (a form post), then back to the page."""
+        user_id = req.params["user_id"]
+        origin = req.header("origin")
+        if origin and urlsplit(origin).netloc != (req.header("host") or ""):
+            return Response(403, "別のサイトからの操作は受け付けません", content_type=_TEXT)
+        form = parse_qs(req.body.decode("utf-8", "replace"))
+        data = (form.get("data") or [""])[0]
+        try:
+            result = tap_postback(self.state, user_id, data)
+            notice = f"「{data}」の postback を送りました（Webhook の応答 {result.status}）"
+        except (ValueError, OSError) as exc:
+            notice = f"送れませんでした: {exc}"
+        html = page.render_follower(self.state, user_id, notice=notice)
+        if html is None:
+            return Response(404, "not found", content_type=_TEXT)
+        return Response(200, html, content_type="text/html; charset=utf-8")
 
     def c_requests(self, req: Request) -> Response:
         limit = int(req.query.get("limit", "200"))

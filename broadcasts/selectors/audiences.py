@@ -177,6 +177,12 @@ def audience_count(spec: AudienceSpec) -> AudienceCount:
     return AudienceCount(total=total, per_variant=per)
 
 
+def broadcast_recipient_count(broadcast: Broadcast) -> int:
+    """Who a saved broadcast reaches now (for ALL without narrowing, an estimate from our
+    follower table, as ``selectors.recipient_count``)."""
+    return followers_for_spec(audience_spec(broadcast)).count()
+
+
 def all_friends_count() -> int:
     return followers_for_audience(Broadcast.Audience.ALL, ()).count()
 

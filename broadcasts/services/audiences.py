@@ -15,7 +15,14 @@ from typing import Any
 from django.db import transaction
 
 from .. import permissions
-from ..content import Problem, check_messages
+from ..audience_defaults import FOLLOW_UP_TEXTS
+from ..content import (
+    CORRECTION_PLACEHOLDER,
+    DRILL_MARKER,
+    Problem,
+    check_messages,
+    message_texts,
+)
 from ..line.errors import LineError, LinePermanentError
 from ..line.gateway import LineGateway, UnitStats, get_gateway
 from ..models import (
@@ -357,10 +364,13 @@ def broadcast_targeting_set(
     return broadcast
 
 
-def targeting_copy(*, source: Broadcast, target: Broadcast) -> None:
+def targeting_copy(*, source: Broadcast, target: Broadcast, kind: str) -> None:
     """A correction or cancellation (訂正・取消) reaches whom the original reached, in the
-    same languages: copy the audience; the follow-up's own text versions are written by
-    staff, so the original's versions are copied as a starting point."""
+    same languages: the audience is copied, and each language version gets the follow-up's
+    first line in that language (a correction also the placeholder, which blocks review
+    until staff write the corrected content). Called inside the creating transaction."""
+    from . import lifecycle
+
     original = BroadcastAudience.objects.filter(broadcast=source).first()
     if original is not None:
         copy = BroadcastAudience.objects.create(
@@ -369,10 +379,49 @@ def targeting_copy(*, source: Broadcast, target: Broadcast) -> None:
         copy.areas.set(original.areas.all())
         copy.age_groups.set(original.age_groups.all())
         copy.languages.set(original.languages.all())
-    for variant in source.variants.all():
+    for variant in source.variants.select_related("language"):
+        texts = FOLLOW_UP_TEXTS.get(variant.language.code, {})
+        first = texts.get(kind, "")
+        if kind == Broadcast.Kind.CORRECTION:
+            body = f"{first}\n\n{CORRECTION_PLACEHOLDER}".strip()
+        else:
+            body = first or CORRECTION_PLACEHOLDER
         BroadcastVariant.objects.create(
-            broadcast=target, language=variant.language, messages=variant.messages
+            broadcast=target,
+            language=variant.language,
+            messages=[{"type": "text", "text": body}],
         )
+    if original is not None or source.variants.exists():
+        target.content_hash = lifecycle.compute_hash(target)
+        target.save(update_fields=["content_hash", "updated_at"])
+
+
+def variants_review_problems(broadcast: Broadcast) -> list[Problem]:
+    """What stops review for the language versions: LINE's checks, a correction's
+    placeholder left in, or 【訓練】 in a live send's version."""
+    problems: list[Problem] = []
+    for variant in broadcast.variants.select_related("language"):
+        label = variant.language.label
+        problems += [
+            Problem(f"variants.{variant.language.code}", f"{label}版: {p.message}")
+            for p in check_messages(variant.messages)
+        ]
+        texts = message_texts(variant.messages) if isinstance(variant.messages, list) else []
+        if any(CORRECTION_PLACEHOLDER in text for text in texts):
+            problems.append(
+                Problem(
+                    f"variants.{variant.language.code}",
+                    f"{label}版に「{CORRECTION_PLACEHOLDER}」が残っています。正しい内容に書き換えてください。",
+                )
+            )
+        if not broadcast.is_drill and any(DRILL_MARKER in text for text in texts):
+            problems.append(
+                Problem(
+                    f"variants.{variant.language.code}",
+                    f"{label}版に【訓練】の表示があります。本番の配信には使えません。",
+                )
+            )
+    return problems
 
 
 # --- sending -------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from .. import permissions, selectors
+from .. import permissions
 from ..content import (
     CORRECTION_PLACEHOLDER,
     DRILL_MARKER,
@@ -26,6 +26,7 @@ from ..content import (
 )
 from ..models import Broadcast, BroadcastContributor, Category, Division, User
 from ..selectors import audiences as audience_selectors
+from .audiences import variants_review_problems
 from .audit import audit_record
 from .errors import (
     BroadcastInvalid,
@@ -353,6 +354,7 @@ def validate_for_review(broadcast: Broadcast) -> None:
                 f"訂正の文面に「{CORRECTION_PLACEHOLDER}」が残っています。正しい内容に書き換えてください。",
             )
         )
+    problems += variants_review_problems(broadcast)  # language versions (issue 16)
     if problems:
         raise BroadcastInvalid(problems)
 
@@ -407,9 +409,8 @@ def _check_emergency_confirmation(
         now - SECOND_FACTOR_MAX_AGE <= verified <= now + dt.timedelta(seconds=5)
     ):
         raise SecondFactorRequired()
-    expected = selectors.recipient_count(
-        broadcast.audience, list(broadcast.categories.values_list("id", flat=True))
-    )
+    # Areas, age groups and language narrow it too (issue 16).
+    expected = audience_selectors.broadcast_recipient_count(broadcast)
     if _digits(confirmation.typed_count) != str(expected):
         raise BroadcastInvalid(
             [

@@ -56,6 +56,43 @@ logger = logging.getLogger(__name__)
 QUICK_REPLY_MAX = 13
 AREAS_PER_PAGE = 10
 
+# --- the lists (admin) ------------------------------------------------------------------------
+
+
+def choice_save(*, choice: Area | AgeGroup | Language, actor: User) -> None:
+    """Save an area, age group or language from the admin, with an audit row. Options are
+    never deleted (broadcasts and citizens refer to them): ``is_active`` hides one. 日本語,
+    every broadcast's base, stays active."""
+    if isinstance(choice, Language) and choice.code == BASE_LANGUAGE and not choice.is_active:
+        raise BroadcastInvalid(
+            [Problem("is_active", "日本語は外せません（すべての配信の基本です）。")]
+        )
+    model = type(choice)
+    before = (
+        model.objects.filter(pk=choice.pk)
+        .values("code", "label", "sort_order", "is_active")
+        .first()
+        if choice.pk
+        else None
+    )
+    choice.save()
+    audit_record(
+        verb="audience_choice_saved",
+        actor=actor,
+        data={
+            "model": model._meta.model_name,
+            "id": choice.pk,
+            "before": before,
+            "after": {
+                "code": choice.code,
+                "label": choice.label,
+                "sort_order": choice.sort_order,
+                "is_active": choice.is_active,
+            },
+        },
+    )
+
+
 # --- a citizen's choices ---------------------------------------------------------------------
 
 

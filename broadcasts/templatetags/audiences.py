@@ -8,9 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 from django import template
+from django.utils import timezone
 
 from broadcasts import permissions
 from broadcasts.models import Broadcast, BroadcastAudience
+from broadcasts.models.audiences import AGGREGATION_UNITS_PER_MONTH
+from broadcasts.schedule import jst_date
 from broadcasts.selectors import audiences as audience_selectors
 
 register = template.Library()
@@ -41,4 +44,16 @@ def audience_panel(context: template.Context, broadcast: Broadcast | None) -> di
         "can_edit": user is not None
         and broadcast.status in EDITABLE
         and permissions.can_edit(user, broadcast),
+    }
+
+
+@register.inclusion_tag("broadcasts/audiences/_ops.html")
+def aggregation_status() -> dict[str, Any]:
+    """運用状況: this month's aggregation units against LINE's limit, and — once, not per
+    broadcast — whether LINE refused the feature (the app carries on without it)."""
+    month = jst_date(timezone.now()).strftime("%Y%m")
+    return {
+        "refusal": audience_selectors.aggregation_refusal(),
+        "used": audience_selectors.aggregation_units_used(month),
+        "limit": AGGREGATION_UNITS_PER_MONTH,
     }

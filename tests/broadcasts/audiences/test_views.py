@@ -8,7 +8,13 @@ from django.urls import reverse
 from broadcasts.models import Area, Broadcast, BroadcastAudience, Language
 
 from ..test_views_emergency import approve_url, verified
-from .test_targeted_sends import drafted, submitted_and_approved, town  # noqa: F401
+from .test_targeted_sends import (  # noqa: F401
+    NOW,
+    drafted,
+    in_window,
+    submitted_and_approved,
+    town,
+)
 
 S = Broadcast.Status
 
@@ -115,3 +121,80 @@ def test_the_emergency_screen_asks_for_the_targeted_count(
     html = client.get(approve_url(b)).content.decode()
     assert 'data-testid="recipient-count">20<' in html
     assert 'data-testid="audience-areas">中央地域（サンプル）' in html
+
+
+# --- statistics, 運用状況 and the lists' admin ---------------------------------------------------
+
+
+def test_targeted_send_statistics_appear_on_the_page_and_in_the_csv(
+    client,
+    town,  # noqa: F811
+    drafter,
+    reviewer,
+    line_sandbox,
+    in_window,  # noqa: F811
+):
+    import csv
+    import datetime as dt
+    import io
+
+    from broadcasts.services import insight
+
+    from .test_targeted_sends import send_now
+
+    line_sandbox.state.configure(insight_delay_days=0, insight_privacy_threshold=0)
+    b = submitted_and_approved(drafted(drafter, areas=["sample-chuo"]), drafter, reviewer)
+    assert send_now(b).status == "sent"
+    b.refresh_from_db()
+    stats = insight.broadcast_stats_fetch(broadcast=b, now=in_window + dt.timedelta(hours=1))
+    assert stats.unique_impression is not None
+    client.force_login(reviewer)
+    page = client.get(reverse("broadcasts:broadcast_stats", args=[b.pk])).content.decode()
+    assert 'data-testid="stats-unit"' in page
+    assert f'data-testid="stats-impression">{stats.unique_impression}' in page
+    day = in_window.date().isoformat()
+    response = client.get(reverse("broadcasts:stats_csv") + f"?date_from={day}&date_to={day}")
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+    [row] = [r for r in rows[1:] if r[0] == str(b.pk)]
+    assert row[11] == str(stats.unique_impression)
+
+
+def test_ops_says_once_that_line_refused_units(client, admin_user, db):
+    from broadcasts.services import audiences
+
+    client.force_login(admin_user)
+    page = client.get(reverse("broadcasts:ops")).content.decode()
+    assert 'data-testid="units-used"' in page and "0 / 1,000" in page
+    for _ in range(2):
+        audiences.aggregation_refusal_record(message="HTTP 403: not available", now=NOW)
+    page = client.get(reverse("broadcasts:ops")).content.decode()
+    assert page.count('data-testid="units-refused"') == 1
+    assert "利用申請が必要です" in page
+
+
+def test_admins_manage_the_lists_with_an_audit_trail_and_cannot_delete(client, admin_user):
+    from broadcasts.models import BroadcastEvent
+    from broadcasts.views.otp import SESSION_KEY
+
+    client.force_login(admin_user)
+    session = client.session
+    session[SESSION_KEY] = NOW.isoformat()
+    session.save()
+    add = reverse("admin:broadcasts_area_add")
+    response = client.post(
+        add, {"code": "takayanagi", "label": "高柳", "sort_order": 9, "is_active": "on"}
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    area = Area.objects.get(code="takayanagi")
+    assert not area.is_sample
+    assert BroadcastEvent.objects.filter(verb="audience_choice_saved").count() == 1
+    delete = reverse("admin:broadcasts_area_delete", args=[area.pk])
+    assert client.post(delete, {"post": "yes"}).status_code == 403
+    assert Area.objects.filter(pk=area.pk).exists()
+    ja = Language.objects.get(code="ja")
+    change = reverse("admin:broadcasts_language_change", args=[ja.pk])
+    client.post(
+        change, {"label": "日本語", "native_label": "日本語", "sort_order": 1}
+    )  # is_active unchecked
+    ja.refresh_from_db()
+    assert ja.is_active

@@ -60,8 +60,10 @@ def seed_allowed_domains(apps: Any) -> None:
 def seed_all(apps: Any) -> None:
     """Everything the data migrations seed, for tests whose database is flushed between
     tests (transactional and live-server tests)."""
+    from .audience_defaults import seed_audiences
     from .citizen_defaults import seed_citizen_side
 
     seed_categories_and_groups(apps)
     seed_allowed_domains(apps)
     seed_citizen_side(apps)
+    seed_audiences(apps)

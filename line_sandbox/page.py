@@ -31,7 +31,7 @@ INBOX_PREVIEW = 3
 CSS = """
 body{font-family:"Noto Sans JP","Hiragino Sans",Meiryo,sans-serif;margin:0;color:#1a1a1c;
 background:#f1f1f4;line-height:1.6}
-header{background:#06c755;color:#fff;padding:.75rem 1.5rem}
+header{background:#05602b;color:#fff;padding:.75rem 1.5rem}
 header h1{margin:0;font-size:1.35rem}
 main{padding:1rem 1.5rem;max-width:80rem}
 section{background:#fff;border-radius:8px;padding:1rem 1.25rem;margin-bottom:1rem}

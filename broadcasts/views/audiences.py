@@ -70,7 +70,7 @@ class TargetingForm(forms.Form):
         )
         for language in self.variant_languages:
             self.fields[f"variant_{language.code}"] = forms.CharField(
-                label=language.label,
+                label=gettext("%(l)s版の本文") % {"l": language.label},
                 required=False,
                 widget=forms.Textarea(attrs={"rows": 3, "lang": _lang_attr(language.code)}),
                 help_text=_("空欄なら、この言語を設定した人には日本語版が届きます。"),

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from ..models import (
     AgeGroup,
@@ -114,11 +114,15 @@ def hash_part(broadcast: Broadcast) -> dict[str, Any] | None:
     }
 
 
-def _dimension(through: Any, column: str, ids: Iterable[int], include_unset: bool) -> Q | Exists:
-    chosen = Exists(through.objects.filter(follower_id=OuterRef("pk"), **{f"{column}__in": ids}))
+def _dimension(through: Any, column: str, ids: Iterable[int], include_unset: bool) -> Q:
+    """Followers who chose one of ``ids`` (or, with ``include_unset``, chose nothing in this
+    dimension). Uncorrelated ``IN`` subqueries: PostgreSQL hashes each once ("hashed
+    SubPlan") and probes it per follower, where an ``OR`` of correlated ``EXISTS`` was run
+    per follower (seconds at 100,000 followers; bench/audiences)."""
+    chosen = Q(pk__in=through.objects.filter(**{f"{column}__in": list(ids)}).values("follower_id"))
     if not include_unset:
         return chosen
-    return chosen | ~Exists(through.objects.filter(follower_id=OuterRef("pk")))
+    return chosen | ~Q(pk__in=through.objects.values("follower_id"))
 
 
 def followers_for_spec(spec: AudienceSpec) -> QuerySet[Follower]:
@@ -135,13 +139,16 @@ def followers_for_spec(spec: AudienceSpec) -> QuerySet[Follower]:
             _dimension(FollowerAgeGroup, "age_group_id", spec.age_group_ids, spec.include_unset)
         )
     if spec.language_codes:
-        chosen = Exists(
-            FollowerLanguage.objects.filter(
-                follower_id=OuterRef("pk"), language__code__in=spec.language_codes
+        language_ids = list(
+            Language.objects.filter(code__in=spec.language_codes).values_list("pk", flat=True)
+        )
+        chosen = Q(
+            pk__in=FollowerLanguage.objects.filter(language_id__in=language_ids).values(
+                "follower_id"
             )
         )
         if BASE_LANGUAGE in spec.language_codes:
-            chosen = chosen | ~Exists(FollowerLanguage.objects.filter(follower_id=OuterRef("pk")))
+            chosen = chosen | ~Q(pk__in=FollowerLanguage.objects.values("follower_id"))
         followers = followers.filter(chosen)
     return followers
 

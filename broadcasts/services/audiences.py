@@ -370,6 +370,7 @@ def broadcast_targeting_set(
     if problems:
         raise BroadcastInvalid(problems)
     before = audience_selectors.hash_part(broadcast)
+    snapshot_before = lifecycle.broadcast_snapshot(broadcast)
     target, _ = BroadcastAudience.objects.get_or_create(broadcast=broadcast)
     target.include_unset = include_unset
     target.save(update_fields=["include_unset"])
@@ -395,7 +396,11 @@ def broadcast_targeting_set(
         broadcast=broadcast,
         from_status=broadcast.status,
         to_status=broadcast.status,
-        data={"changed": ["targeting"], "before": before, "after": after},
+        data={
+            "changed": ["targeting"],
+            "before": snapshot_before,
+            "after": lifecycle.broadcast_snapshot(broadcast),
+        },
     )
     lifecycle.approval_void_after_edit(broadcast, actor=actor)
     return broadcast

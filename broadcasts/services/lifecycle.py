@@ -136,6 +136,8 @@ def broadcast_snapshot(
         "emergency_reason": broadcast.emergency_reason,
         "notification_disabled": broadcast.notification_disabled,
         "kind": broadcast.kind,
+        # Areas, age groups, languages and language versions (issue 16); None when none.
+        "targeting": audience_selectors.hash_part(broadcast),
     }
 
 

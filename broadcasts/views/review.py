@@ -59,6 +59,7 @@ FIELD_LABELS = {
     "emergency_reason": "緊急配信の理由",
     "notification_disabled": "通知",
     "kind": "種別",
+    "targeting": "配信対象の絞り込み・言語版",
 }
 PRE_SEND = frozenset({S.DRAFT, S.REJECTED, S.PENDING_REVIEW, S.SCHEDULED, S.NEEDS_ATTENTION})
 

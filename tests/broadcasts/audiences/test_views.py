@@ -86,6 +86,8 @@ def test_saving_targeting_after_approval_returns_it_to_review(
     html = client.get(reverse("broadcasts:detail", args=[b.pk])).content.decode()
     assert "北部地域（サンプル）" in html
     assert 'data-testid="audience-variants">日本語、英語' in html
+    # The diff against what was approved names the change (and shows the new version).
+    assert "配信対象の絞り込み・言語版" in html and "sample-hokubu" in html
     # English readers (i % 4 == 0) in hokubu (i % 3 == 1) or with no area (i % 3 == 2)
     assert 'data-testid="audience-total">10<' in html
 

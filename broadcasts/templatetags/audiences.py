@@ -41,6 +41,9 @@ def audience_panel(context: template.Context, broadcast: Broadcast | None) -> di
         "variants": variants,
         "count": count_context(spec),
         "staff_only": broadcast.audience == Broadcast.Audience.STAFF_TEST,
+        # All friends, narrowed or with versions: multicasts to the followers the app knows
+        # instead of LINE's broadcast to every friend.
+        "all_as_multicast": broadcast.audience == Broadcast.Audience.ALL and spec.targeted,
         "can_edit": user is not None
         and broadcast.status in EDITABLE
         and permissions.can_edit(user, broadcast),

@@ -590,3 +590,41 @@ class PolicyVersionAdmin(_AuditedDeleteMixin, admin.ModelAdmin):
                     f"{version} を公開しました。お知らせの配信「{version.announcement.title}」"
                     "が承認待ちになっています。",
                 )
+
+
+class _ChoiceAdmin(admin.ModelAdmin):
+    """Areas, age groups and languages citizens choose from (issue 16): edited by 管理者,
+    audited, never deleted (uncheck 「選択肢に表示する」 to retire one)."""
+
+    list_display: tuple[str, ...] = ("label", "code", "sort_order", "is_active")
+    list_editable = ("sort_order", "is_active")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return ("code",) if obj is not None else ()
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        from .services import audiences
+        from .services.errors import BroadcastInvalid
+
+        try:
+            audiences.choice_save(choice=obj, actor=request.user)
+        except BroadcastInvalid as exc:
+            self.message_user(request, " ".join(p.message for p in exc.problems), messages.ERROR)
+
+
+@admin.register(models.Area)
+class AreaAdmin(_ChoiceAdmin):
+    list_display = ("label", "code", "sort_order", "is_active", "is_sample")
+
+
+@admin.register(models.AgeGroup)
+class AgeGroupAdmin(_ChoiceAdmin):
+    pass
+
+
+@admin.register(models.Language)
+class LanguageAdmin(_ChoiceAdmin):
+    list_display = ("label", "native_label", "code", "sort_order", "is_active")

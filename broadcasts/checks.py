@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlparse
 
@@ -341,7 +341,7 @@ def broadcast_checks(
             send_at = schedule_for(broadcast, now=now).at
         except ValueError:
             send_at = now
-    return run_checks(
+    results = run_checks(
         messages=broadcast.messages,
         audience=broadcast.audience,
         category_ids=[c.pk for c in broadcast.categories.all()],
@@ -350,6 +350,29 @@ def broadcast_checks(
         now=now,
         validate_with_line=validate_with_line,
     )
+    return results + variant_checks(broadcast, validate_with_line=validate_with_line)
+
+
+def variant_checks(broadcast: Broadcast, *, validate_with_line: bool = True) -> list[CheckResult]:
+    """The same checks for each language version (issue 16), named by its language. Versions
+    go out as multicasts: LINE validates them for that API."""
+    results: list[CheckResult] = []
+    allowed = list(AllowedDomain.objects.values_list("domain", flat=True))
+    for variant in broadcast.variants.select_related("language").order_by("language__sort_order"):
+        name = f"{variant.language.label}版"
+        problems = check_messages(variant.messages)
+        if problems:
+            results.append(
+                CheckResult(
+                    ERROR, f"{name}: メッセージの形式", "／".join(p.message for p in problems)
+                )
+            )
+            continue
+        checks = [check_links(variant.messages, allowed), check_personal_data(variant.messages)]
+        if validate_with_line:
+            checks.insert(0, check_line_validate(variant.messages, Broadcast.Audience.SUBSCRIBERS))
+        results += [replace(r, label=f"{name}: {r.label}") for r in checks]
+    return results
 
 
 def has_errors(results: Iterable[CheckResult]) -> bool:

@@ -38,9 +38,12 @@ def content_hash(
     priority: str,
     notification_disabled: bool,
     kind: str,
+    targeting: dict[str, Any] | None = None,
 ) -> str:
-    """The hash an approval is bound to: exactly what will be sent, to whom, and when."""
-    payload = {
+    """The hash an approval is bound to: exactly what will be sent, to whom, and when.
+    ``targeting``: areas, age groups, languages and language versions (issue 16); left out
+    when there are none, so earlier approvals keep their hash."""
+    payload: dict[str, Any] = {
         "messages": messages,
         "audience": audience,
         "categories": sorted(category_codes),
@@ -49,6 +52,8 @@ def content_hash(
         "notification_disabled": notification_disabled,
         "kind": kind,
     }
+    if targeting:
+        payload["targeting"] = targeting
     return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
 
 

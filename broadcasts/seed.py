@@ -133,6 +133,7 @@ def seed_official(apps: Any) -> None:
 def seed_all(apps: Any) -> None:
     """Everything the data migrations seed, for tests whose database is flushed between
     tests (transactional and live-server tests)."""
+    from .audience_defaults import seed_audiences
     from .citizen_defaults import seed_citizen_side
     from .policy.prohibited import seed_moderation_policy
 
@@ -141,3 +142,4 @@ def seed_all(apps: Any) -> None:
     seed_citizen_side(apps)
     seed_official(apps)
     seed_moderation_policy(apps)
+    seed_audiences(apps)

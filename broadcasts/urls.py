@@ -1,6 +1,7 @@
 from django.urls import path
 
 from .views import (
+    audiences,
     calendar,
     calendar_grid,
     compose,
@@ -51,6 +52,8 @@ urlpatterns = [
     path("broadcasts/review/", lists.review_queue, name="review_queue"),
     path("broadcasts/<int:pk>/", review.broadcast_detail, name="detail"),
     path("broadcasts/<int:pk>/edit/", compose.broadcast_edit_view, name="edit"),
+    path("broadcasts/<int:pk>/audience/", audiences.audience_edit, name="audience_edit"),
+    path("broadcasts/<int:pk>/audience/count/", audiences.audience_count, name="audience_count"),
     path("broadcasts/<int:pk>/progress/", progress.progress, name="progress"),
     path("broadcasts/<int:pk>/submit/", review.submit, name="submit"),
     path("broadcasts/<int:pk>/withdraw/", review.withdraw, name="withdraw"),

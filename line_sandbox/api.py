@@ -13,12 +13,13 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from . import insight, page
 from .records import RETRY_KEY_ENDPOINTS, Fault
 from .state import SandboxState
 from .validation import LineError, is_uuid, request_schema, validate_body
-from .webhook import send_webhook
+from .webhook import send_webhook, tap_postback
 
 MAX_JSON_BODY = 2 * 1024 * 1024  # LINE rejects request bodies over 2 MB
 MAX_RICH_MENU_IMAGE = 1024 * 1024
@@ -113,6 +114,9 @@ API_ROUTES: list[Route] = [
     _route("DELETE", "/v2/bot/user/all/richmenu", "cancel_default_rich_menu"),
     _route("GET", "/v2/bot/insight/message/event", "message_event"),
     _route("GET", "/v2/bot/insight/followers", "follower_statistics"),
+    _route("GET", "/v2/bot/insight/message/event/aggregation", "unit_statistics"),
+    _route("GET", "/v2/bot/message/aggregation/info", "aggregation_unit_usage"),
+    _route("GET", "/v2/bot/message/aggregation/list", "aggregation_unit_names"),
 ]
 CONTROL_ROUTES: list[Route] = [
     _route("GET", "/sandbox/api/deliveries", "c_deliveries"),
@@ -127,10 +131,15 @@ CONTROL_ROUTES: list[Route] = [
     _route("POST", "/sandbox/api/quota", "c_set_quota"),
     _route("POST", "/sandbox/api/config", "c_config"),
     _route("POST", "/sandbox/api/webhook", "c_webhook"),
+    _route("POST", "/sandbox/api/tap", "c_tap"),
     _route("GET", "/sandbox/api/requests", "c_requests"),
     _route("GET", "/", "p_index"),
     _route("GET", "/follower/(?P<user_id>[^/]+)", "p_follower"),
+    _route("POST", "/follower/(?P<user_id>[^/]+)/tap", "p_tap"),
 ]
+
+
+_TEXT = "text/plain; charset=utf-8"
 
 
 def is_loopback(host: str) -> bool:
@@ -321,6 +330,36 @@ class LineApi:
             raise LineError(400, "The value for the 'requestId' parameter is invalid")
         return Response(200, insight.message_event(self.state, request_id))
 
+    def unit_statistics(self, req: Request) -> Response:
+        """``GetStatisticsPerUnitResponse`` for one custom aggregation unit."""
+        unit = req.query.get("customAggregationUnit", "")
+        if not re.fullmatch(r"[a-zA-Z0-9_]{1,30}", unit):
+            raise LineError(400, "The value for the 'customAggregationUnit' parameter is invalid")
+        days = []
+        for name in ("from", "to"):
+            value = req.query.get(name, "")
+            if not re.fullmatch(r"\d{8}", value):
+                raise LineError(400, f"The value for the '{name}' parameter is invalid")
+            days.append(value)
+        try:
+            return Response(200, insight.unit_statistics(self.state, unit, days[0], days[1]))
+        except ValueError as exc:
+            raise LineError(400, str(exc)) from exc
+
+    def aggregation_unit_usage(self, req: Request) -> Response:
+        return Response(
+            200, {"numOfCustomAggregationUnits": len(self.state.aggregation_units_used())}
+        )
+
+    def aggregation_unit_names(self, req: Request) -> Response:
+        names = self.state.aggregation_units_used()
+        limit = int(req.query.get("limit", "100") or 100)
+        start = int(req.query.get("start", "0") or 0)
+        body: dict[str, Any] = {"customAggregationUnits": names[start : start + limit]}
+        if start + limit < len(names):
+            body["next"] = str(start + limit)
+        return Response(200, body)
+
     def follower_statistics(self, req: Request) -> Response:
         date = req.query.get("date")
         if date is not None and not re.fullmatch(r"\d{8}", date):
@@ -431,6 +470,7 @@ class LineApi:
             broadcast_rate_limit=data.get("broadcast_rate_limit"),
             insight_delay_days=data.get("insight_delay_days"),
             insight_privacy_threshold=data.get("insight_privacy_threshold"),
+            aggregation_units_allowed=data.get("aggregation_units_allowed"),
         )
         return Response(200, {"webhook_url": self.state.webhook_url})
 
@@ -446,6 +486,39 @@ class LineApi:
         return Response(
             200, {"status": result.status, "body": result.body, "payload": result.payload}
         )
+
+    def c_tap(self, req: Request) -> Response:
+        """A follower taps a postback button they can see (``{"user_id", "data"}``)."""
+        data = self._control_json(req)
+        try:
+            result = tap_postback(
+                self.state, str(data.get("user_id", "")), str(data.get("data", ""))
+            )
+        except ValueError as exc:
+            raise LineError(400, str(exc)) from exc
+        except OSError as exc:
+            raise LineError(502, f"webhook delivery failed: {exc}") from exc
+        return Response(
+            200, {"status": result.status, "body": result.body, "payload": result.payload}
+        )
+
+    def p_tap(self, req: Request) -> Response:
+        """The follower page's tap buttons (a form post), then back to the page."""
+        user_id = req.params["user_id"]
+        origin = req.header("origin")
+        if origin and urlsplit(origin).netloc != (req.header("host") or ""):
+            return Response(403, "別のサイトからの操作は受け付けません", content_type=_TEXT)
+        form = parse_qs(req.body.decode("utf-8", "replace"))
+        data = (form.get("data") or [""])[0]
+        try:
+            result = tap_postback(self.state, user_id, data)
+            notice = f"「{data}」の postback を送りました（Webhook の応答 {result.status}）"
+        except (ValueError, OSError) as exc:
+            notice = f"送れませんでした: {exc}"
+        html = page.render_follower(self.state, user_id, notice=notice)
+        if html is None:
+            return Response(404, "not found", content_type=_TEXT)
+        return Response(200, html, content_type="text/html; charset=utf-8")
 
     def c_requests(self, req: Request) -> Response:
         limit = int(req.query.get("limit", "200"))

@@ -10,8 +10,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from .records import JST, fraction
+from .records import AGGREGATION_NOT_ALLOWED, JST, fraction
 from .state import SandboxState
+from .validation import LineError
 
 
 def _ready(state: SandboxState, day: datetime) -> bool:
@@ -117,6 +118,61 @@ def message_event(state: SandboxState, request_id: str) -> dict[str, Any]:
         "uniqueMediaPlayed100Percent": _private(state, int(played * 0.2)) if has_media else None,
     }
     return {"overview": overview, "messages": messages, "clicks": clicks}
+
+
+def unit_statistics(state: SandboxState, unit: str, date_from: str, date_to: str) -> dict[str, Any]:
+    """``GetStatisticsPerUnitResponse``: synthetic but stable numbers for the multicasts and
+    pushes that carried ``unit`` between two JST days (at most 30 days apart, as on LINE).
+    Days not yet "ready" (``insight_delay_days``) count nothing yet."""
+    if not state.aggregation_units_allowed:
+        raise LineError(403, AGGREGATION_NOT_ALLOWED)
+    start = datetime.strptime(date_from, "%Y%m%d").replace(tzinfo=JST)
+    end = datetime.strptime(date_to, "%Y%m%d").replace(tzinfo=JST)
+    if end < start or (end - start).days > 30:
+        raise ValueError("The aggregation period is invalid")
+    with state.lock:
+        deliveries = [
+            d
+            for d in state._deliveries
+            if unit in d.aggregation_units
+            and start.date() <= d.accepted_at.astimezone(JST).date() <= end.date()
+            and _ready(state, d.accepted_at.astimezone(JST))
+        ]
+    delivered = sum(len(d.recipients) for d in deliveries)
+    opened = int(delivered * fraction(unit + ":open", 0.35, 0.75))
+    messages = deliveries[0].messages if deliveries else ()
+    urls = [
+        (seq, uri)
+        for seq, message in enumerate(messages, start=1)
+        for uri in _message_uris(message)
+    ]
+    clicked = int(opened * fraction(unit + ":click", 0.1, 0.5)) if urls else 0
+    overview = {
+        "uniqueImpression": _private(state, opened) if deliveries else None,
+        "uniqueClick": _private(state, clicked) if deliveries and urls else None,
+        "uniqueMediaPlayed": None,
+        "uniqueMediaPlayed100Percent": None,
+    }
+    rows = [
+        {
+            "seq": seq,
+            "impression": _private(state, int(opened * fraction(f"{unit}:{seq}", 0.8, 1.3))),
+            "mediaPlayed": None,
+            "uniqueMediaPlayed": None,
+        }
+        for seq in range(1, len(messages) + 1)
+    ]
+    clicks = [
+        {
+            "seq": seq,
+            "url": url,
+            "click": _private(state, int(clicked * 1.3)),
+            "uniqueClick": _private(state, clicked),
+            "uniqueClickOfRequest": _private(state, clicked),
+        }
+        for seq, url in urls
+    ]
+    return {"overview": overview, "messages": rows, "clicks": clicks}
 
 
 def _message_uris(message: dict[str, Any]) -> list[str]:

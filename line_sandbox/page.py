@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from .records import JST, Delivery, Follower, InboxItem
 from .state import SandboxState
+from .webhook import tappable_postbacks
 
 TITLE = "LINE サンドボックス — 市民に届いた内容"
 WEEKDAYS = "月火水木金土日"
@@ -30,7 +31,7 @@ INBOX_PREVIEW = 3
 CSS = """
 body{font-family:"Noto Sans JP","Hiragino Sans",Meiryo,sans-serif;margin:0;color:#1a1a1c;
 background:#f1f1f4;line-height:1.6}
-header{background:#06c755;color:#fff;padding:.75rem 1.5rem}
+header{background:#05602b;color:#fff;padding:.75rem 1.5rem}
 header h1{margin:0;font-size:1.35rem}
 main{padding:1rem 1.5rem;max-width:80rem}
 section{background:#fff;border-radius:8px;padding:1rem 1.25rem;margin-bottom:1rem}
@@ -49,6 +50,14 @@ max-width:40rem}
 .status-ok{color:#05602b}.status-err{color:#a00000;font-weight:bold}
 details pre{white-space:pre-wrap;font-size:.75rem;background:#f6f6f6;padding:.4rem}
 nav a{color:#fff;margin-right:1rem}
+.tap-panel{border:1px solid #06c755;border-radius:8px;padding:.5rem .75rem;margin:.5rem 0}
+.taps{list-style:none;padding:0;margin:.25rem 0;display:flex;flex-wrap:wrap;gap:.4rem}
+.taps form{margin:0}
+.tap{font:inherit;min-height:44px;padding:.3rem .8rem;border:1px solid #05602b;
+border-radius:22px;background:#fff;color:#05602b;cursor:pointer}
+.tap:focus{outline:3px solid #003a8c;outline-offset:2px}
+h3{font-size:1rem;margin:.5rem 0 .25rem}
+.notice{background:#e8f8ee;border-left:4px solid #05602b;padding:.4rem .6rem}
 """
 
 
@@ -193,13 +202,14 @@ def _deliveries_table(deliveries: list[Delivery]) -> str:
         f"<td><code>{escape(d.request_id)}</code></td>"
         f"<td><code>{escape(d.retry_key or '-')}</code></td>"
         f"<td>{len(d.recipients)} 人</td><td>{len(d.messages)} 件</td>"
-        f"<td>{d.status}</td></tr>"
+        f"<td>{d.status}</td>"
+        f"<td><code>{escape(', '.join(d.aggregation_units) or '-')}</code></td></tr>"
         for d in reversed(deliveries[-50:])
     )
     return (
         "<table><thead><tr><th>受付</th><th>種類</th><th>request id</th><th>retry key</th>"
-        "<th>宛先</th><th>メッセージ</th><th>返した status</th></tr></thead>"
-        f"<tbody>{rows or '<tr><td colspan=7>まだ送信はありません</td></tr>'}</tbody></table>"
+        "<th>宛先</th><th>メッセージ</th><th>返した status</th><th>集計単位</th></tr></thead>"
+        f"<tbody>{rows or '<tr><td colspan=8>まだ送信はありません</td></tr>'}</tbody></table>"
     )
 
 
@@ -282,7 +292,7 @@ def render_index(state: SandboxState) -> str:
     )
 
 
-def render_follower(state: SandboxState, user_id: str) -> str | None:
+def render_follower(state: SandboxState, user_id: str, notice: str = "") -> str | None:
     follower = state.follower(user_id)
     if follower is None:
         return None
@@ -291,6 +301,43 @@ def render_follower(state: SandboxState, user_id: str) -> str | None:
     body = (
         f"<section><h2>{escape(follower.display_name)}{_badges(follower)}</h2>"
         f"<p><code>{escape(follower.user_id)}</code> · 受信 {len(inbox)} 件（新しい順）</p>"
-        f"{bubbles}</section>"
+        f"{_notice(notice)}{_taps(state, follower)}{bubbles}</section>"
     )
     return _document(f"{follower.display_name} — {TITLE}", body)
+
+
+TAP_PLACES = (
+    ("richmenu", "リッチメニュー"),
+    ("quick_reply", "クイックリプライ（最新のメッセージ）"),
+    ("button", "メッセージ内のボタン"),
+)
+
+
+def _notice(notice: str) -> str:
+    return f'<p class="notice" role="status">{escape(notice)}</p>' if notice else ""
+
+
+def _taps(state: SandboxState, follower: Follower) -> str:
+    """The postback buttons this follower's LINE app shows, as forms: tapping one posts the
+    postback event to the app's webhook as LINE would."""
+    if follower.blocked:
+        return ""
+    tappable = tappable_postbacks(state, follower.user_id)
+    groups = []
+    action = f"/follower/{quote(follower.user_id)}/tap"
+    for where, heading in TAP_PLACES:
+        buttons = "".join(
+            f'<li><form method="post" action="{escape(action)}">'
+            f'<input type="hidden" name="data" value="{escape(t.data)}">'
+            f'<button type="submit" class="tap">{escape(t.label or t.data)}</button></form></li>'
+            for t in dict.fromkeys(t for t in tappable if t.where == where)
+        )
+        if buttons:
+            groups.append(f'<h3>{escape(heading)}</h3><ul class="taps">{buttons}</ul>')
+    if not groups:
+        return ""
+    return (
+        '<div class="tap-panel"><h3 class="tap-title">LINE アプリで押せるボタン</h3>'
+        "<p>押すと、LINE と同じ postback イベントをアプリの Webhook に送ります。</p>"
+        f"{''.join(groups)}</div>"
+    )

@@ -25,6 +25,8 @@ FAULT_MODES = ("fail", "accept_then_fail", "latency", "disconnect", "accept_then
 
 RATE_LIMIT_BODY = {"message": "Too many requests"}
 MONTHLY_LIMIT_BODY = {"message": "You have reached your monthly limit."}
+#: LINE's answer to an account without the custom aggregation unit application
+AGGREGATION_NOT_ALLOWED = "Access to this API is not available for your account"
 DEFAULT_FAULT_BODIES: dict[int, dict[str, str]] = {
     400: {"message": "The request body has 1 error(s)"},
     401: {
@@ -116,6 +118,8 @@ class Delivery:
     sent_messages: tuple[dict[str, str], ...]
     #: the status the client actually saw (500 for an "accept then fail" fault)
     status: int = 200
+    #: ``customAggregationUnits`` of a multicast (LINE's statistics key for it)
+    aggregation_units: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -133,6 +137,7 @@ class Delivery:
             "accepted_at": self.accepted_at.isoformat(),
             "sent_messages": list(self.sent_messages),
             "status": self.status,
+            "aggregation_units": list(self.aggregation_units),
         }
 
     @classmethod
@@ -147,6 +152,7 @@ class Delivery:
             accepted_at=datetime.fromisoformat(data["accepted_at"]),
             sent_messages=tuple(data.get("sent_messages", ())),
             status=int(data.get("status", 200)),
+            aggregation_units=tuple(data.get("aggregation_units", ())),
         )
 
 

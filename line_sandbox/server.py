@@ -52,7 +52,7 @@ from .records import (
 )
 from .state import SandboxState
 from .validation import LineError, spec_document
-from .webhook import send_webhook
+from .webhook import Tappable, send_webhook, tap_postback, tappable_postbacks
 
 DEFAULT_TOKEN = "sandbox-channel-access-token"  # noqa: S105 - the sandbox's public token
 DEFAULT_SECRET = "sandbox-channel-secret"  # noqa: S105
@@ -341,3 +341,10 @@ class LineSandbox:
         self, events: list[dict[str, Any]], *, url: str | None = None
     ) -> WebhookResult:
         return send_webhook(self.state, events, url=url)
+
+    def tap(self, user_id: str, data: str, *, url: str | None = None) -> WebhookResult:
+        """The follower taps a postback button they can see (``webhook.tap_postback``)."""
+        return tap_postback(self.state, user_id, data, url=url)
+
+    def tappable(self, user_id: str) -> list[Tappable]:
+        return tappable_postbacks(self.state, user_id)

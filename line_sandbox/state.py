@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .records import (
+    AGGREGATION_NOT_ALLOWED,
     BOT_USER_ID,
     FAULT_MODES,
     JST,
@@ -106,6 +107,11 @@ class SandboxState:
             self.insight_delay_days = 1
             #: insight numbers below this are hidden (``null``), as LINE does for privacy
             self.insight_privacy_threshold = 20
+            #: whether this channel may use custom aggregation units (LINE: corporate
+            #: accounts that applied for it); ``False`` answers 403 as LINE does
+            self.aggregation_units_allowed = True
+            #: distinct unit names a channel may use in a month (LINE: 1,000)
+            self.aggregation_units_per_month = 1000
             self.reply_token_ttl = timedelta(minutes=1)
             if hasattr(self, "_default_bot_info"):
                 self.bot_basic_id, self.bot_display_name = self._default_bot_info
@@ -258,6 +264,7 @@ class SandboxState:
         broadcast_rate_limit: bool | None = None,
         insight_delay_days: int | None = None,
         insight_privacy_threshold: int | None = None,
+        aggregation_units_allowed: bool | None = None,
     ) -> None:
         """Change settings; ``broadcast_rate_limit=True`` enforces LINE's 60/h on broadcast and
         narrowcast (``False`` turns all rate limits off)."""
@@ -274,6 +281,8 @@ class SandboxState:
                 self.insight_delay_days = insight_delay_days
             if insight_privacy_threshold is not None:
                 self.insight_privacy_threshold = insight_privacy_threshold
+            if aggregation_units_allowed is not None:
+                self.aggregation_units_allowed = aggregation_units_allowed
 
     def set_rate_limit(self, endpoint: str, limit: int | None, per_seconds: float = 1.0) -> None:
         """Enforce ``limit`` accepted requests per ``per_seconds`` on one endpoint (None: off)."""
@@ -417,6 +426,9 @@ class SandboxState:
                         extra={"sentMessages": list(previous.sent_messages)},
                     )
             self._check_rate_limit(endpoint, now)
+            units = tuple(body.get("customAggregationUnits") or ())
+            if units:
+                self._check_aggregation_units(units, now)
             recipients = self._recipients(endpoint, body, now)
             if endpoint in QUOTA_ENDPOINTS and self._quota.type == "limited":
                 assert self._quota.value is not None  # noqa: S101 - set_quota guarantees it
@@ -434,12 +446,44 @@ class SandboxState:
                 accepted_at=now,
                 sent_messages=sent,
                 status=respond_status,
+                aggregation_units=units,
             )
             self._record(delivery)
             self._journal({"kind": "delivery", **delivery.to_dict()})
             if endpoint in self.rate_limits:
                 self._rate_history.setdefault(endpoint, deque()).append(now.timestamp())
             return delivery
+
+    def _check_aggregation_units(self, units: tuple[str, ...], now: datetime) -> None:
+        """LINE's rules for ``customAggregationUnits`` (call with the lock held)."""
+        if not self.aggregation_units_allowed:
+            raise LineError(403, AGGREGATION_NOT_ALLOWED)
+        used = self._aggregation_units_in_month(now)
+        if len(used | set(units)) > self.aggregation_units_per_month:
+            raise LineError(
+                400, "The number of aggregation units used this month exceeds the limit"
+            )
+
+    def _aggregation_units_in_month(self, now: datetime) -> set[str]:
+        month = now.astimezone(JST).strftime("%Y%m")
+        return {
+            unit
+            for d in self._deliveries
+            if d.accepted_at.astimezone(JST).strftime("%Y%m") == month
+            for unit in d.aggregation_units
+        }
+
+    def aggregation_units_used(self) -> list[str]:
+        """Unit names used this month (JST), in first-use order."""
+        with self.lock:
+            if not self.aggregation_units_allowed:
+                raise LineError(403, AGGREGATION_NOT_ALLOWED)
+            month = self.clock().astimezone(JST).strftime("%Y%m")
+            seen: dict[str, None] = {}
+            for d in self._deliveries:
+                if d.accepted_at.astimezone(JST).strftime("%Y%m") == month:
+                    seen.update(dict.fromkeys(d.aggregation_units))
+            return list(seen)
 
     def _check_rate_limit(self, endpoint: str, now: datetime) -> None:
         limit = self.rate_limits.get(endpoint)

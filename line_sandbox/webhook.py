@@ -13,11 +13,13 @@ import json
 import secrets
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from .records import WebhookResult, ulid
 from .state import SandboxState
+from .validation import webhook_payload_errors
 
 #: event types that carry a reply token
 REPLYABLE = ("message", "follow", "postback", "join", "beacon", "memberJoined")
@@ -42,6 +44,12 @@ def send_webhook(
     if not target.startswith(("http://", "https://")):
         raise ValueError("webhook URL must be http(s)")
     payload = {"destination": state.bot_user_id, "events": prepare_events(state, events)}
+    return _post(state, payload, target, timeout)
+
+
+def _post(
+    state: SandboxState, payload: dict[str, Any], target: str, timeout: float
+) -> WebhookResult:
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     signature = sign(state.channel_secret, body)
     request = urllib.request.Request(  # noqa: S310 - scheme checked above
@@ -128,3 +136,82 @@ def postback_event(user_id: str, data: str) -> dict[str, Any]:
         "source": {"type": "user", "userId": user_id},
         "postback": {"data": data},
     }
+
+
+# --- a follower taps a postback action --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tappable:
+    """A postback action a follower can see and tap: where it is, its label and data."""
+
+    where: str  # "richmenu", "quick_reply" or "button"
+    label: str
+    data: str
+    display_text: str
+
+
+def _postback_actions(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        if node.get("type") == "postback" and isinstance(node.get("data"), str):
+            yield node
+        for key, value in node.items():
+            if key != "quickReply":
+                yield from _postback_actions(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _postback_actions(value)
+
+
+def tappable_postbacks(state: SandboxState, user_id: str) -> list[Tappable]:
+    """What a follower's LINE app shows that sends a postback, as LINE shows it: the default
+    rich menu's postback areas, the quick-reply buttons of the newest message only (LINE
+    hides them once another message arrives), and buttons in the messages received."""
+    found: list[Tappable] = []
+    menu_id = state.default_rich_menu()
+    menu = state.rich_menu(menu_id) if menu_id else None
+    for area in (menu or {}).get("areas", []):
+        action = area.get("action") or {}
+        if action.get("type") == "postback":
+            found.append(_tappable("richmenu", action))
+    inbox = state.inbox(user_id)
+    if inbox:
+        for item in (inbox[-1].message.get("quickReply") or {}).get("items", []):
+            action = item.get("action") or {}
+            if action.get("type") == "postback":
+                found.append(_tappable("quick_reply", action))
+    for item in inbox:
+        found += [_tappable("button", action) for action in _postback_actions(item.message)]
+    return found
+
+
+def _tappable(where: str, action: dict[str, Any]) -> Tappable:
+    return Tappable(
+        where=where,
+        label=str(action.get("label", "")),
+        data=str(action["data"]),
+        display_text=str(action.get("displayText", "")),
+    )
+
+
+def tap_postback(
+    state: SandboxState, user_id: str, data: str, *, url: str | None = None, timeout: float = 10.0
+) -> WebhookResult:
+    """The follower taps a postback action showing ``data``, as in the LINE app: LINE posts a
+    postback event (checked against LINE's webhook document) to the webhook. Only an action
+    the follower can see can be tapped (``ValueError`` otherwise)."""
+    follower = state.follower(user_id)
+    if follower is None or follower.blocked:
+        raise ValueError("only a follower who has not blocked the account can tap")
+    offered = {t.data for t in tappable_postbacks(state, user_id)}
+    if data not in offered:
+        raise ValueError("that postback is not shown to this follower")
+    target = url or state.webhook_url
+    if not target or not target.startswith(("http://", "https://")):
+        raise ValueError("no webhook URL configured (line_sandbox --webhook-url ...)")
+    events = prepare_events(state, [postback_event(user_id, data)])
+    payload = {"destination": state.bot_user_id, "events": events}
+    errors = webhook_payload_errors(payload)
+    if errors:
+        raise ValueError("; ".join(errors))
+    return _post(state, payload, target, timeout)

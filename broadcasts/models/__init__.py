@@ -4,6 +4,18 @@ DESIGN.md §3.
 Every model is re-exported here: import models as ``from broadcasts.models import X``."""
 
 from .accounts import Division, User
+from .audiences import (
+    AgeGroup,
+    AggregationUnit,
+    Area,
+    BroadcastAudience,
+    BroadcastVariant,
+    FollowerAgeGroup,
+    FollowerArea,
+    FollowerLanguage,
+    Language,
+    LineFeatureRefusal,
+)
 from .audit import BroadcastEvent
 from .broadcast import Broadcast, BroadcastContributor, Category
 from .calendar import CalendarOverride
@@ -26,14 +38,19 @@ from .richmenu import RichMenu
 from .templates import AllowedDomain, MessageTemplate
 
 __all__ = [
+    "AgeGroup",
+    "AggregationUnit",
     "Alert",
     "AlertRound",
     "AllowedDomain",
+    "Area",
     "AutoReplyRule",
     "Broadcast",
+    "BroadcastAudience",
     "BroadcastContributor",
     "BroadcastEvent",
     "BroadcastStats",
+    "BroadcastVariant",
     "CalendarOverride",
     "Category",
     "CitizenMessage",
@@ -42,6 +59,11 @@ __all__ = [
     "Division",
     "DraftRiskWordList",
     "Follower",
+    "FollowerAgeGroup",
+    "FollowerArea",
+    "FollowerLanguage",
+    "Language",
+    "LineFeatureRefusal",
     "LineLink",
     "LineLinkAttempt",
     "LineLinkCode",

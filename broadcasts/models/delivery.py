@@ -51,6 +51,8 @@ class Delivery(models.Model):
     request_id = models.CharField(_("LINE リクエストID"), max_length=64, blank=True)
     http_status = models.PositiveSmallIntegerField(_("HTTP ステータス"), null=True, blank=True)
     last_error = models.TextField(_("エラー"), blank=True)
+    # The language version this request carries (issue 16): blank is the base (日本語).
+    language_code = models.CharField(_("言語"), max_length=30, blank=True)
 
     class Meta:
         verbose_name = _("送信リクエスト")

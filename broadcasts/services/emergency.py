@@ -12,6 +12,7 @@ from .. import permissions
 from ..content import CORRECTION_PLACEHOLDER, message_texts
 from ..models import Broadcast, User
 from ..schedule import format_jst
+from . import audiences
 from .audit import audit_record
 from .errors import BroadcastPermissionDenied, InvalidTransition
 from .lifecycle import broadcast_create
@@ -104,6 +105,8 @@ def broadcast_create_follow_up(*, original: Broadcast, actor: User, kind: str) -
         kind=K.DRILL if original.is_drill else kind,
         parent=original,
     )
+    # The same areas, age groups and languages, with a version per language (issue 16).
+    audiences.targeting_copy(source=original, target=follow_up, kind=kind)
     audit_record(
         verb="follow_up_created",
         actor=actor,

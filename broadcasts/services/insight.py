@@ -25,6 +25,7 @@ from ..line.errors import LineError, LineTemporaryError
 from ..line.gateway import LineGateway, get_gateway
 from ..models import Broadcast, BroadcastStats, DailyStats, Delivery
 from ..schedule import jst_date
+from . import audiences
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +138,14 @@ def broadcast_stats_fetch(
         impression = click = None
         ready = True
         raw = {"source": "app", "note": "マルチキャスト配信は LINE の開封数の集計対象外です"}
+        # Targeted sends carry a custom aggregation unit: LINE's opens and clicks per unit.
+        unit = audiences.unit_stats_fetch(
+            broadcast=broadcast, gateway=gateway or get_gateway(), now=now
+        )
+        if unit is not None:
+            impression, click = unit.unique_impression, unit.unique_click
+            ready = impression is not None or bool(unit.raw.get("messages"))
+            raw = {"source": "line_unit", "unit": unit.raw}
     stats, _ = BroadcastStats.objects.update_or_create(
         broadcast=broadcast,
         defaults={

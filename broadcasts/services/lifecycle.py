@@ -14,7 +14,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from .. import permissions, schedule, selectors
+from .. import permissions, schedule
 from ..content import (
     CORRECTION_PLACEHOLDER,
     DRILL_MARKER,
@@ -25,6 +25,8 @@ from ..content import (
     message_texts,
 )
 from ..models import Broadcast, BroadcastContributor, Category, Division, User
+from ..selectors import audiences as audience_selectors
+from .audiences import variants_review_problems
 from .audit import audit_record
 from .errors import (
     BroadcastInvalid,
@@ -114,6 +116,7 @@ def compute_hash(broadcast: Broadcast, category_codes: list[str] | None = None) 
         priority=broadcast.priority,
         notification_disabled=broadcast.notification_disabled,
         kind=broadcast.kind,
+        targeting=audience_selectors.hash_part(broadcast),
     )
 
 
@@ -135,6 +138,8 @@ def broadcast_snapshot(
         "out_of_hours_reason": broadcast.out_of_hours_reason,
         "notification_disabled": broadcast.notification_disabled,
         "kind": broadcast.kind,
+        # Areas, age groups, languages and language versions (issue 16); None when none.
+        "targeting": audience_selectors.hash_part(broadcast),
     }
 
 
@@ -318,25 +323,36 @@ def broadcast_update(
         to_status=broadcast.status,
         data={"changed": changed, "before": before, "after": after},
     )
-    if changed_content and (broadcast.approved_by_id or broadcast.status == S.SCHEDULED):
-        _void_approval(broadcast)
-        if broadcast.status == S.SCHEDULED:
-            transition(
-                broadcast,
-                "reopen",
-                actor=actor,
-                comment="承認後に内容が変更されたため、再度の承認が必要です。",
-                fields=_APPROVAL_FIELDS,
-            )
-        else:
-            broadcast.save(update_fields=list(_APPROVAL_FIELDS))
+    if changed_content:
+        approval_void_after_edit(broadcast, actor=actor)
     return broadcast
+
+
+def approval_void_after_edit(broadcast: Broadcast, *, actor: User) -> None:
+    """The content changed: an approval no longer holds, and a scheduled send goes back to
+    review (the row is locked by the caller)."""
+    if not (broadcast.approved_by_id or broadcast.status == S.SCHEDULED):
+        return
+    _void_approval(broadcast)
+    if broadcast.status == S.SCHEDULED:
+        transition(
+            broadcast,
+            "reopen",
+            actor=actor,
+            comment="承認後に内容が変更されたため、再度の承認が必要です。",
+            fields=_APPROVAL_FIELDS,
+        )
+    else:
+        broadcast.save(update_fields=list(_APPROVAL_FIELDS))
 
 
 def _contributor_add(broadcast: Broadcast, user: User, *, at: dt.datetime) -> None:
     BroadcastContributor.objects.get_or_create(
         broadcast=broadcast, user=user, defaults={"first_contributed_at": at}
     )
+
+
+contributor_add = _contributor_add
 
 
 _APPROVAL_FIELDS = (
@@ -371,6 +387,7 @@ def validate_for_review(broadcast: Broadcast) -> None:
                 f"訂正の文面に「{CORRECTION_PLACEHOLDER}」が残っています。正しい内容に書き換えてください。",
             )
         )
+    problems += variants_review_problems(broadcast)  # language versions (issue 16)
     if problems:
         raise BroadcastInvalid(problems)
 
@@ -435,9 +452,8 @@ def _check_emergency_confirmation(
     if confirmation is None:
         raise SecondFactorRequired()
     verified = _check_second_factor(confirmation.second_factor_verified_at, now)
-    expected = selectors.recipient_count(
-        broadcast.audience, list(broadcast.categories.values_list("id", flat=True))
-    )
+    # Areas, age groups and language narrow it too (issue 16).
+    expected = audience_selectors.broadcast_recipient_count(broadcast)
     if _digits(confirmation.typed_count) != str(expected):
         raise BroadcastInvalid(
             [

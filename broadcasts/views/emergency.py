@@ -20,11 +20,12 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods, require_POST
 
-from .. import permissions, selectors
+from .. import permissions
 from ..forms.review import CancelForm, EmergencyApproveForm
 from ..line.errors import LineError
 from ..models import Broadcast, RichMenu
 from ..schedule import format_jst
+from ..selectors import audiences as audience_selectors
 from ..services import (
     BroadcastInvalid,
     EmergencyConfirmation,
@@ -110,7 +111,8 @@ def _context(
         "broadcast": broadcast,
         "form": form,
         "categories": categories,
-        "recipients": selectors.recipient_count(broadcast.audience, [c.pk for c in categories]),
+        # Areas, age groups and language narrow it (issue 16): the count typed to approve.
+        "recipients": audience_selectors.broadcast_recipient_count(broadcast),
         "second_factor_at": verified,
         "second_factor_until": format_jst(verified + SECOND_FACTOR_MAX_AGE, with_date=False)
         if verified

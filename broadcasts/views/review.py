@@ -20,12 +20,13 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .. import checks, permissions, selectors
+from .. import checks, permissions
 from ..forms.review import ApproveForm, CancelForm, MessageTemplateForm, RejectForm
 from ..line.errors import LineError
 from ..models import Broadcast, BroadcastEvent
 from ..models.audit import VERB_LABELS
 from ..schedule import format_jst
+from ..selectors import audiences as audience_selectors
 from ..services import (
     BroadcastInvalid,
     InvalidTransition,
@@ -62,6 +63,7 @@ FIELD_LABELS = {
     "out_of_hours_reason": "時間外配信の理由",
     "notification_disabled": "通知",
     "kind": "種別",
+    "targeting": "配信対象の絞り込み・言語版",
 }
 PRE_SEND = frozenset({S.DRAFT, S.REJECTED, S.PENDING_REVIEW, S.SCHEDULED, S.NEEDS_ATTENTION})
 
@@ -125,8 +127,7 @@ def _detail_context(
     user = request.user
     now = timezone.now()
     events = list(broadcast.events.select_related("actor").order_by("created_at", "id"))
-    category_ids = [c.pk for c in broadcast.categories.all()]
-    recipients = selectors.recipient_count(broadcast.audience, category_ids)
+    recipients = audience_selectors.broadcast_recipient_count(broadcast)  # areas, ages, language
     effective = None
     if broadcast.status in {S.DRAFT, S.REJECTED, S.PENDING_REVIEW}:
         effective = schedule_for(broadcast, now=now)

@@ -124,7 +124,8 @@ def test_many_follows_at_once_keep_each_followers_rules():
 
 def test_unknown_category_postback_says_so():
     uid = synthetic_user_id(700_005)
-    [message] = citizens.postback_handle(line_user_id=uid, data="action=subscribe&category=nope")
+    # The 受信設定 menu is the last message (after the area/age/language buttons, issue 16).
+    message = citizens.postback_handle(line_user_id=uid, data="action=subscribe&category=nope")[-1]
     assert "見つかりませんでした" in message["text"]
     assert citizens.postback_handle(line_user_id=uid, data="action=drop_tables") == []
 

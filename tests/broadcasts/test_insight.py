@@ -76,9 +76,12 @@ def test_numbers_under_the_privacy_threshold_are_unknown_not_zero(
     assert stats.unique_impression is None  # < 20 opened: LINE hides it
 
 
-def test_multicast_sends_use_our_records_and_ask_line_nothing(
+def test_multicast_sends_without_a_unit_use_our_records_and_ask_line_nothing(
     ready_numbers, drafter, reviewer, in_window
 ):
+    # An account without LINE's custom aggregation units (issue 16: refused, so the
+    # multicasts carry none): no per-unit statistics either.
+    ready_numbers.state.configure(aggregation_units_allowed=False)
     ids = ready_numbers.state.active_follower_ids()[:5]
     make_followers(ids, ["childcare_education"])
     broadcast = sent(drafter, reviewer)  # subscribers → multicast

@@ -77,6 +77,10 @@ MATRIX = [
     Row("broadcasts:follow_up", "POST", DRAFTING, args=lambda w: [w["sent"].pk, "correction"]),
     # a draft is seen by its author and reviewers, edited by its author (and reviewers)
     Row("broadcasts:edit", "GET", {"drafter", "reviewer", "supervisor"}, args=pk("draft")),
+    Row("broadcasts:audience_edit", "GET", {"drafter", "reviewer", "supervisor"}, args=pk("draft")),
+    Row(
+        "broadcasts:audience_count", "GET", {"drafter", "reviewer", "supervisor"}, args=pk("draft")
+    ),
     Row("broadcasts:submit", "POST", {"drafter"}, args=pk("draft")),
     Row("broadcasts:test_send", "POST", {"drafter", "reviewer", "supervisor"}, args=pk("draft")),
     Row("broadcasts:withdraw", "POST", {"drafter"}, args=pk("pending")),

@@ -113,6 +113,28 @@ class Command(BaseCommand):
                 line_user_id=user_id, is_staff_test_recipient=index < staff
             )
             follower.categories.set(rng.sample(categories, k=rng.randint(1, 4)))
+            self._demo_choices(follower, rng)
+
+    def _demo_choices(self, follower: Follower, rng: random.Random) -> None:
+        """Demo only: some followers chose a sample area, an age group or a language in
+        受信設定 (issue 16), so the targeting screen's counts show something."""
+        from broadcasts.models import (
+            AgeGroup,
+            Area,
+            FollowerAgeGroup,
+            FollowerArea,
+            FollowerLanguage,
+            Language,
+        )
+
+        areas, ages = list(Area.objects.filter(is_sample=True)), list(AgeGroup.objects.all())
+        languages = list(Language.objects.exclude(code="ja"))
+        if areas and rng.random() < 0.7:
+            FollowerArea.objects.create(follower=follower, area=rng.choice(areas))
+        if ages and rng.random() < 0.4:
+            FollowerAgeGroup.objects.create(follower=follower, age_group=rng.choice(ages))
+        if languages and rng.random() < 0.3:
+            FollowerLanguage.objects.create(follower=follower, language=rng.choice(languages))
 
     def _broadcasts(self, users: dict[str, User]) -> None:
         if Broadcast.objects.exists():

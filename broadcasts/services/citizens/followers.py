@@ -14,6 +14,7 @@ from ...models import (
     Category,
     Follower,
 )
+from .. import audiences
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +106,9 @@ def postback_handle(
     """Postbacks from the rich menu and the 受信設定 quick replies. Returns the reply."""
     params = {k: v[0] for k, v in parse_qs(data, keep_blank_values=True).items()}
     action = params.get("action", "")
+    if action in audiences.POSTBACK_ACTIONS:
+        follower = follower_ensure(line_user_id=line_user_id, at=at)
+        return audiences.postback_handle(follower=follower, params=params)
     if action not in {
         "show_subscriptions",
         "subscribe",
@@ -155,7 +159,9 @@ def subscription_menu_messages(follower: Follower, *, notice: str = "") -> list[
         )
     items.append(_postback_item("すべて受け取る", "action=subscribe_all", "すべて受け取る"))
     items.append(_postback_item("すべて停止", "action=unsubscribe_all", "すべて受け取らない"))
-    return [{"type": "text", "text": "\n".join(lines), "quickReply": {"items": items[:13]}}]
+    menu = {"type": "text", "text": "\n".join(lines), "quickReply": {"items": items[:13]}}
+    # LINE shows quick replies only on the last message of a reply: the menu goes last.
+    return [audiences.choices_entry_message(), menu]
 
 
 def _postback_item(label: str, data: str, display: str) -> dict[str, Any]:

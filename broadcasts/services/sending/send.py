@@ -28,6 +28,7 @@ from ...line.errors import (
 from ...line.gateway import LineGateway, SendResult, get_gateway
 from ...line.ratelimit import RateLimiter
 from ...models import Broadcast, Delivery
+from .. import audiences
 from ..audit import audit_record
 from ..lifecycle import compute_hash
 from ..scheduling import MULTICAST_CHUNK
@@ -48,6 +49,10 @@ INLINE_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 4.0)
 def _create_deliveries(broadcast: Broadcast, now: dt.datetime) -> None:
     """All LINE requests of this send, committed before the first call. Their retry keys are
     made ``now``, on the clock their age is later measured with (``RETRY_KEY_MAX_AGE``)."""
+    if audiences.broadcast_is_targeted(broadcast):
+        # Categories × areas × age groups × language, one language version per request.
+        audiences.deliveries_create(broadcast, now=now, chunk_size=MULTICAST_CHUNK)
+        return
     if broadcast.audience == Broadcast.Audience.ALL:
         Delivery.objects.create(
             broadcast=broadcast, seq=1, kind=Delivery.Kind.BROADCAST, key_created_at=now
@@ -172,9 +177,10 @@ def _call(
         )
     return gateway.multicast(
         to=delivery.recipients,
-        messages=broadcast.messages,
+        messages=audiences.delivery_messages(broadcast, delivery),
         retry_key=delivery.retry_key,
         notification_disabled=broadcast.notification_disabled,
+        aggregation_unit=audiences.delivery_aggregation_unit(broadcast),
     )
 
 
@@ -334,6 +340,7 @@ def _send_leased(
     pending_ids = list(
         broadcast.deliveries.filter(status=D.PENDING).order_by("seq").values_list("id", flat=True)
     )
+    audiences.sending_prepare(broadcast)  # language versions and unit, read before the threads
     # One pool of sending threads for the whole send (threads, and their connections to the
     # cache that rate-limits them, are not re-created for every window of chunks).
     pool = ThreadPoolExecutor(

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from broadcasts import ops
@@ -27,6 +27,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         check_all()
+        check_ports(options["port"])
         python = sys.executable
         manage = [python, str(settings.BASE_DIR / "manage.py")]
         celery = [python, "-m", "celery", "-A", "kashiwa"]
@@ -109,6 +110,19 @@ class Command(BaseCommand):
             )
         )
         sys.exit(supervisor.run())
+
+
+def check_ports(web_port: int) -> None:
+    """Two of our own processes on one port would leave one restarting for ever: say so once."""
+    used = {"LINE サンドボックス": settings.SANDBOX_PORT} if settings.LINE_USES_SANDBOX else {}
+    if settings.JMA_USES_SANDBOX:
+        used["気象庁フィード サンドボックス"] = settings.JMA_SANDBOX_PORT
+    for name, port in used.items():
+        if port == web_port:
+            raise CommandError(
+                f"画面のポート {web_port} は{name}と同じです。PORT（または --port）を"
+                "別の番号にしてください。"
+            )
 
 
 def record_death(death: Death) -> None:

@@ -15,6 +15,7 @@ from .gateway import get_gateway
 
 CACHE_KEY = "line:account-identity"
 CACHE_SECONDS = 300
+FAILURE_CACHE_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,14 @@ def account_identity(*, use_cache: bool = True) -> AccountIdentity:
     try:
         info = get_gateway().bot_info()
     except LineError as exc:
-        # Not remembered: the next view asks again.
-        return AccountIdentity(**expected, error=exc.describe())
+        # Remembered for a minute: a slow or unreachable LINE must not slow every view.
+        failed = AccountIdentity(**expected, error=exc.describe())
+        cache.set(
+            CACHE_KEY,
+            {**expected, "display_name": "", "basic_id": "", "error": failed.error},
+            FAILURE_CACHE_SECONDS,
+        )
+        return failed
     identity = AccountIdentity(
         **expected,
         display_name=str(info.get("displayName") or ""),

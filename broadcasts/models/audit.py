@@ -77,6 +77,9 @@ VERB_LABELS: dict[str, str] = {
     "official_rule_changed": "防災情報の規則の変更",
     "official_rule_deleted": "防災情報の規則の削除",
     "official_submit_failed": "防災情報からの下書きの申請失敗",
+    # audiences (issue 16)
+    "audience_choice_saved": "地区・年齢区分・言語の選択肢の変更",
+    "line_feature_refused": "集計単位（開封・クリックの集計）の利用を拒否された",
     # moderation and the policy (issue 17)
     "citizen_message_auto_flagged": "市民メッセージの自動フラグ",
     "citizen_message_flagged": "市民メッセージへのフラグ",

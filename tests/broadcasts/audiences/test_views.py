@@ -207,7 +207,7 @@ def test_the_checklist_checks_each_language_version(town, drafter, line_sandbox)
 
     b = drafted(drafter, variants={"en": "Call 04-7167-1111 or see https://evil.example/x"})
     results = {r.label: r for r in checks.broadcast_checks(b)}
-    assert results["英語版: LINE の検証（validate）"].level == "ok"
+    assert results["英語版: LINE の事前確認"].level == "ok"
     assert results["英語版: 個人情報の可能性（ポリシー10）"].level != "ok"  # the phone number
     assert results["英語版: リンク先のドメイン"].level != "ok"  # not an allowed domain
     assert any(r.path == "/v2/bot/message/validate/multicast" for r in line_sandbox.requests())

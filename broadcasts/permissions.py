@@ -89,6 +89,16 @@ def can_approve(user: User, broadcast: Broadcast) -> bool:
     return user.has_perm("broadcasts.review_broadcast")
 
 
+def can_reject(user: User, broadcast: Broadcast) -> bool:
+    """Sending back for changes is the approver's decision too: what needs a 承認者
+    (emergencies, drills, 時間外配信) is sent back only by one; never by its author."""
+    if not can_review(user) or broadcast.author_id == user.pk:
+        return False
+    if broadcast.needs_supervisor:
+        return user.has_perm("broadcasts.approve_emergency_broadcast")
+    return True
+
+
 def can_cancel(user: User, broadcast: Broadcast) -> bool:
     if is_system_author(user):
         return broadcast.author_id == user.pk

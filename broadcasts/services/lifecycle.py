@@ -562,7 +562,7 @@ def broadcast_reject(*, broadcast: Broadcast, actor: User, comment: str) -> Broa
     broadcast = lock(broadcast.pk)
     if not comment.strip():
         raise BroadcastInvalid([Problem("comment", "差し戻しの理由を入力してください。")])
-    if not permissions.can_review(actor) or broadcast.author_id == actor.pk:
+    if not permissions.can_reject(actor, broadcast):
         raise BroadcastPermissionDenied("この配信を差し戻す権限がありません。")
     transition(broadcast, "reject", actor=actor, comment=comment)
     return broadcast

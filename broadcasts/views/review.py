@@ -177,10 +177,7 @@ def _detail_context(
         and not broadcast.is_emergency
         and permissions.can_approve(user, broadcast),
         # What waits for a 承認者 is theirs to send back too (not a 広報担当's).
-        "can_reject": pending
-        and permissions.can_review(user)
-        and not is_author
-        and (not broadcast.needs_supervisor or permissions.can_approve(user, broadcast)),
+        "can_reject": pending and permissions.can_reject(user, broadcast),
         "can_cancel": broadcast.status in PRE_SEND and permissions.can_cancel(user, broadcast),
         "can_test_send": broadcast.status in {S.DRAFT, S.REJECTED, S.PENDING_REVIEW}
         and permissions.can_send_test(user, broadcast),

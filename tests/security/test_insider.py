@@ -503,3 +503,31 @@ def test_flags_change_on_the_command_line_with_an_audit_row(drafter):
     assert drafter.is_staff and not drafter.is_superuser
     event = BroadcastEvent.objects.get(verb="user_flags_changed")
     assert event.data["after"] == {"is_staff": True, "is_superuser": False}
+
+
+@pytest.mark.django_db
+def test_a_reviewer_cannot_send_back_an_emergency_by_a_hand_made_request(client):
+    """What waits for a 承認者 is theirs to decide, sending back included: a 広報担当's forged
+    POST is refused in the service (the button is not shown either)."""
+    drafter = make_user("drafter", roles.DRAFTER)
+    reviewer = make_user("reviewer", roles.REVIEWER)
+    supervisor = make_user("supervisor", roles.SUPERVISOR)
+    broadcast = emergency_draft(drafter)  # submitted: waits for a 承認者
+    broadcast.refresh_from_db()
+    assert broadcast.status == Broadcast.Status.PENDING_REVIEW
+
+    client.force_login(reviewer)
+    response = client.post(
+        reverse("broadcasts:reject", args=[broadcast.pk]), {"comment": "差し戻します"}
+    )
+    assert response.status_code == 403
+    broadcast.refresh_from_db()
+    assert broadcast.status == Broadcast.Status.PENDING_REVIEW
+    assert not BroadcastEvent.objects.filter(broadcast=broadcast, verb="reject").exists()
+
+    client.force_login(supervisor)  # the 承認者 may
+    response = client.post(
+        reverse("broadcasts:reject", args=[broadcast.pk]), {"comment": "文面を確認してください"}
+    )
+    broadcast.refresh_from_db()
+    assert broadcast.status == Broadcast.Status.REJECTED

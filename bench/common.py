@@ -404,3 +404,94 @@ def timed() -> Iterator[list[float]]:
         yield box
     finally:
         box.append(time.perf_counter() - started)
+
+
+# --- what LINE saw: the full sandbox or the lean stand-in -----------------------------------
+@dataclass
+class LineView:
+    """One send as the LINE stand-in saw it."""
+
+    arrivals: list[float]  # wall-clock arrival of each multicast request
+    answers: list[float]
+    statuses: dict[int, int]
+    server_ms: list[float]
+    counts: dict[str, int]  # recipient → copies accepted
+
+    def exactly_once(self, ids: Sequence[str]) -> tuple[bool, int, int]:
+        """(every ID exactly once, IDs missing, IDs received more than once)."""
+        twice = sum(1 for c in self.counts.values() if c > 1)
+        missing = len(set(ids) - set(self.counts))
+        extra = len(set(self.counts) - set(ids))
+        return (missing == 0 and twice == 0 and extra == 0), missing, twice
+
+
+class SandboxLine:
+    """The full LINE sandbox, in this process (it validates every request against LINE's
+    OpenAPI document and keeps followers, inboxes and deliveries)."""
+
+    name = "full sandbox (in the bench process)"
+
+    def __init__(self, sandbox: Any) -> None:
+        self.sandbox = sandbox
+        self.url = sandbox.url
+
+    def prepare(self, ids: Sequence[str], latency_ms: float) -> None:
+        self.sandbox.state.reset()
+        self.sandbox.state.add_followers(user_ids=list(ids))
+        self.sandbox.state.set_fault(MULTICAST, mode="latency", latency_ms=latency_ms, count=None)
+
+    def cpu(self) -> float:
+        return time.process_time()  # the sandbox's threads are this process
+
+    def view(self) -> LineView:
+        from collections import Counter
+
+        log = [r for r in self.sandbox.state.requests() if r.path == MULTICAST]
+        counts: Counter[str] = Counter()
+        for d in self.sandbox.state.deliveries(endpoint=MULTICAST):
+            counts.update(d.recipients)
+        return LineView(
+            arrivals=[r.time.timestamp() - r.duration_ms / 1000 for r in log],
+            answers=[r.time.timestamp() for r in log],
+            statuses=dict(Counter(r.status for r in log)),
+            server_ms=sorted(r.duration_ms for r in log),
+            counts=dict(counts),
+        )
+
+    def stop(self) -> None:
+        self.sandbox.stop()
+
+
+class LeanLine:
+    """The lean stand-in (``bench/lean_line.py``), a process of its own: LINE's status codes
+    and headers after the latency, retry keys checked, nothing else."""
+
+    name = "lean stand-in (bench/lean_line.py, own process)"
+
+    def __init__(self, latency_ms: float = 20, log: Path | None = None) -> None:
+        from bench.lean_line import LeanLine as Process
+
+        self.process = Process(latency_ms, log)
+        self.url = self.process.url
+
+    def prepare(self, ids: Sequence[str], latency_ms: float) -> None:
+        self.process.reset(latency_ms)
+
+    def cpu(self) -> float:
+        return self.process.cpu()
+
+    def view(self) -> LineView:
+        from collections import Counter
+
+        data = self.process.log()
+        log = [e for e in data["log"] if e[2] == MULTICAST]
+        return LineView(
+            arrivals=[e[0] for e in log],
+            answers=[e[1] for e in log],
+            statuses=dict(Counter(e[3] for e in log)),
+            server_ms=sorted((e[1] - e[0]) * 1000 for e in log),
+            counts=self.process.recipients(),
+        )
+
+    def stop(self) -> None:
+        self.process.stop()

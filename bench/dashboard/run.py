@@ -112,6 +112,7 @@ def copy_rows(model: Any, rows: Any, overrides_only: tuple[str, ...]) -> int:
 def load(args: argparse.Namespace) -> dict[str, Any]:
     from django.contrib.auth.models import Group
     from django.db import connection
+    from django.db.models import Max
 
     from broadcasts import roles
     from broadcasts.models import (
@@ -125,6 +126,9 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
         User,
     )
 
+    for model in (Broadcast, Broadcast.categories.through, Delivery, BroadcastStats, Follower):
+        if model.objects.exists():  # the rows below take ids from 1
+            raise SystemExit(f"{model._meta.db_table} is not empty after migrate")
     rng = random.Random(6)
     now = dt.datetime.now(tz=JST)
     division = Division.objects.create(name="広報広聴課")
@@ -253,8 +257,12 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
 
     counts["deliveries"] = copy_rows(Delivery, deliveries(), ())
 
+    # Creating the staff above already wrote audit rows (the signals that record role and
+    # account changes), so the loaded events take ids after theirs.
+    first_event_id = BroadcastEvent.objects.aggregate(m=Max("id"))["m"] or 0
+
     def events() -> Any:
-        k = 0
+        k = first_event_id
         for i, (status, at) in enumerate(plan, start=1):
             author = authors[i % len(authors)]
             steps = [("create", author, "", "draft", at - dt.timedelta(days=2))]

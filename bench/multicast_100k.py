@@ -84,6 +84,9 @@ def child(broadcast_id: int) -> None:
         ),
         mock.patch.object(sending, "_call", timed("call", sending._call)),
         mock.patch.object(
+            sending, "_reserve_quota", timed("reserve_quota", sending._reserve_quota)
+        ),
+        mock.patch.object(
             sending.RateLimiter, "acquire", timed("ratelimit_wait", sending.RateLimiter.acquire)
         ),
     ):
@@ -381,6 +384,10 @@ def one_round(
         say(
             f"_prepare (lease, checks, {accepted} Delivery rows): {result.get('prepare', 0):.2f} s,"
             f" of which _create_deliveries {result.get('create_deliveries', 0):.2f} s"
+        )
+        say(
+            f"quota check and reservation {result.get('reserve_quota', 0):.2f} s; first "
+            f"window of deliveries loaded, threads started and so on: the rest"
         )
         say(
             "start → first request {:.2f} s (prepare, quota check); first request → last "

@@ -41,6 +41,7 @@ import resource
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections import Counter
@@ -107,11 +108,15 @@ async def handle_one(
     state: LeanState, method: str, path: str, headers: dict[str, str], body: bytes
 ) -> bytes:
     arrival = time.time()
-    path = path.split("?", 1)[0]
+    path, _, query = path.partition("?")
     if path == "/__log":
         return response(200, {"log": state.log, "texts": state.texts, **state.stats()})
     if path == "/__recipients":
         return response(200, {"recipients": state.recipients})
+    if path == "/__find":  # the first accepted send whose first message contains a text
+        wanted = urllib.parse.unquote(query.partition("text=")[2])
+        arrival = next((t for t, text in state.texts if wanted in text), None)
+        return response(200, {"arrival": arrival})
     if path == "/__reset":
         state.reset(json.loads(body or b"{}").get("latency_ms"))
         return response(200, {})
@@ -245,6 +250,10 @@ class LeanLine:
 
     def recipients(self) -> dict[str, int]:
         return self._call("/__recipients")["recipients"]
+
+    def find(self, text: str) -> float | None:
+        """Arrival time of the first accepted send whose first message contains ``text``."""
+        return self._call("/__find?text=" + urllib.parse.quote(text))["arrival"]
 
     def cpu(self) -> float:
         """CPU seconds the stand-in has used so far (user + system, from /proc)."""

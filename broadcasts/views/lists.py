@@ -10,7 +10,6 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
@@ -23,6 +22,7 @@ from .. import permissions, selectors
 from ..forms.lists import BroadcastFilterForm
 from ..models import Broadcast, User
 from ..schedule import JST, format_jst
+from .paging import CappedPaginator
 
 S = Broadcast.Status
 PAGE_SIZE = 25
@@ -125,7 +125,7 @@ def _render_list(
     form = BroadcastFilterForm(request.GET or None)
     filters = form.cleaned_data if form.is_valid() else {}
     qs = broadcasts_for_list(request.user, tab=tab, filters=filters)
-    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = CappedPaginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
     now = timezone.now()
     calendar = selectors.calendar_load(now=now)
     rows = []

@@ -58,9 +58,11 @@ def child(broadcast_id: int) -> None:
     faulthandler.register(signal.SIGUSR1)  # the parent asks for stacks if we hang
     django.setup()
     from broadcasts.line.gateway import get_gateway
+    from broadcasts.line.ratelimit import warm_up
     from broadcasts.services.sending import send as sending
 
-    get_gateway()  # the SDK client exists in a warm worker before any task
+    get_gateway()  # a warm worker has its SDK client and its rate limiter's connection
+    warm_up()  # (kashiwa/celery.py makes them as a pool process starts)
     rss_before = common.proc_status_kb(os.getpid(), "VmRSS")
     timings: dict[str, float] = {}
 

@@ -45,24 +45,32 @@ local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
 return math.max(tonumber(oldest[2]) + window_us - now, 1)
 """
 
-_clients: dict[int, Any] = {}
-_clients_lock = threading.Lock()
+_scripts: dict[int, Any] = {}
+_scripts_lock = threading.Lock()
 
 
-def _redis() -> Any:
-    """One client (a thread-safe connection pool) per process, made after fork."""
+def _sliding_log() -> Any:
+    """The script, on one client (a thread-safe connection pool) per process, made after
+    fork: a pool made in a prefork parent would share its sockets with every child."""
     pid = os.getpid()
-    client = _clients.get(pid)
-    if client is None:
+    script = _scripts.get(pid)
+    if script is None:
         import redis
 
-        with _clients_lock:
-            client = _clients.get(pid)
-            if client is None:
-                client = redis.Redis.from_url(settings.REDIS_URL)
-                _clients.clear()
-                _clients[pid] = client
-    return client
+        with _scripts_lock:
+            script = _scripts.get(pid)
+            if script is None:
+                script = redis.Redis.from_url(settings.REDIS_URL).register_script(_SLIDING_LOG)
+                _scripts.clear()
+                _scripts[pid] = script
+    return script
+
+
+def warm_up() -> None:
+    """Connect and load the script now (a worker process as it starts), so that the first
+    request of the first send does not wait for it."""
+    if settings.REDIS_URL:
+        _sliding_log().registered_client.ping()
 
 
 class RateLimiter:
@@ -72,7 +80,6 @@ class RateLimiter:
         self.name = name
         self.per_second = max(per_second, 1)
         self.window = 1.0 + WINDOW_MARGIN_SECONDS
-        self._script: Any = None
 
     def acquire(self) -> None:
         """Block until one more request fits in the window."""
@@ -82,12 +89,11 @@ class RateLimiter:
             self._acquire_cache()
 
     def _acquire_redis(self) -> None:
-        if self._script is None:
-            self._script = _redis().register_script(_SLIDING_LOG)
+        script = _sliding_log()
         key = f"ratelimit:{self.name}"
         window_us = int(self.window * 1_000_000)
         while True:
-            wait_us = int(self._script(keys=[key], args=[self.per_second, window_us, _member()]))
+            wait_us = int(script(keys=[key], args=[self.per_second, window_us, _member()]))
             if wait_us <= 0:
                 return
             time.sleep(wait_us / 1_000_000)

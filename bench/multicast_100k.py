@@ -45,6 +45,8 @@ GOALS = {
     "peak_per_second": 200,
     "rss_mb": 250,
 }
+# 1,000,000 recipients (2,000 multicasts; LINE's 200/s makes 10 s the floor): ≤ 11 s.
+GOALS_1M = {"lean": 11.0, "sandbox": 11.0}
 
 
 # --- the child: one send, timed ---------------------------------------------------------
@@ -258,7 +260,7 @@ def measure(
             f"  total: median {total:.2f} s, best {best:.2f} s, "
             f"all {[round(r['total'], 2) for r in rounds]}"
         )
-        goal = GOALS["total_seconds"][kind]
+        goal = (GOALS_1M if args.recipients >= 1_000_000 else GOALS["total_seconds"])[kind]
         goals.append(
             f"goal (b) total ≤ {goal} s against the {kind} stand-in (median of {len(rounds)}): "
             f"{common.verdict(total <= goal)} ({total:.2f} s; best {best:.2f} s)"

@@ -256,7 +256,7 @@ def pending_emergency(drafter: Any, n: int, phase: str) -> Any:
         author=drafter,
         title=f"ベンチ緊急 {phase} #{n}",
         categories=list(Category.objects.filter(code=EMERGENCY_CATEGORY)),
-        messages=[{"type": "text", "text": f"【柏市】避難指示を発令しました。{phase}#{n}"}],
+        messages=[{"type": "text", "text": f"【柏市】避難指示を発令しました。（{phase}#{n}）"}],
         audience=Broadcast.Audience.ALL,
         priority=Broadcast.Priority.EMERGENCY,
         emergency_reason="ベンチマーク",
@@ -290,7 +290,7 @@ def one_approval(
     busy = Broadcast.objects.filter(
         status=Broadcast.Status.SENDING, priority=Broadcast.Priority.NORMAL
     ).exists()
-    text = f"{phase}#{n}。"
+    text = f"（{phase}#{n}）"
     if isinstance(line, common.SandboxLine):
         # (the sandbox keeps its last 1,000 requests: look for a new id, not a longer list)
         seen = {r.request_id for r in line.sandbox.state.requests() if r.path == BROADCAST}

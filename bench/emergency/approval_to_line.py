@@ -1,20 +1,26 @@
-"""Emergency: time from the supervisor's approval click to the LINE request at the sandbox.
+"""Emergency: time from the supervisor's approval click to the LINE request.
 
 "Click" is the start of the POST to the emergency approval view (``broadcasts:emergency_
-approve``), sent over HTTP to a real gunicorn (2 sync workers), with a logged-in session whose
-second factor was verified a moment before, the typed recipient count and the page's CSRF
-token and ``seen_hash`` (fetched with a GET first, as the browser does; not timed). "Arrival"
-is when the sandbox received the broadcast-API request (its request log: time − duration).
+approve``), sent over HTTP to a real gunicorn, with a logged-in session whose second factor
+was verified a moment before, the typed recipient count and the page's CSRF token and
+``seen_hash`` (fetched with a GET first, as the browser does; not timed). "Arrival" is when
+the LINE stand-in received the broadcast-API request: the lean stand-in (``--line lean``, the
+default: its own process, LINE's answers after the latency) or the full sandbox (this process).
 
-Processes, as in production: gunicorn (web), a Celery worker on the ``emergency`` queue only,
-a separate Celery worker on ``default`` only, a private Redis (broker), PostgreSQL or SQLite.
-No beat: the dispatcher (the backstop) would hide a missing enqueue, so the emergency must
-arrive by the on-commit enqueue alone. The sandbox runs in this process.
+Processes (``--shape``): ``production`` (default) is the Procfile's: gunicorn gthread 3 × 4,
+a Celery worker on ``emergency`` (``-c 2``), one on ``default`` (prefork ``-c 4``) and beat
+(the dispatcher every second: it may claim the emergency first, as in production);
+``minimal`` is one pool process each and no beat (the emergency then arrives by the on-commit
+enqueue alone). A private Redis unless ``--redis-url``; PostgreSQL or SQLite.
+
+Where the time goes, per approval, from the audit log: view (click → the approval's row),
+pickup (→ the claim: commit, enqueue, broker, pool process), prepare (→ send_started: lease,
+checks, the delivery row) and call (→ LINE's arrival: quota check and the request).
 
 Two phases of ``--approvals`` each (after 2 unmeasured warm-up approvals):
 
 * idle — nothing else running;
-* busy — ordinary 100,000-recipient multicasts (200 chunks of 500, sandbox latency 20 ms per
+* busy — ordinary 100,000-recipient multicasts (200 chunks of 500, LINE latency 20 ms per
   multicast) run back to back on the default worker; every approval is clicked while one is
   in SENDING (checked, and the approvals that were not are reported).
 

@@ -29,6 +29,7 @@ from django.core.cache import cache
 WINDOW_MARGIN_SECONDS = 0.02
 
 _SLIDING_LOG = """
+if redis.replicate_commands then redis.replicate_commands() end  -- TIME, then writes (Redis < 5)
 local key = KEYS[1]
 local limit = tonumber(ARGV[1])
 local window_us = tonumber(ARGV[2])

@@ -26,6 +26,7 @@ class CappedPaginator(Paginator):
     @cached_property
     def count(self) -> int:
         """Rows, counted up to ``cap`` (``COUNT(*)`` over a ``LIMIT cap + 1`` subquery)."""
-        counted = self.object_list[: self.cap + 1].count()
+        first = self.object_list[: self.cap + 1]
+        counted = first.count() if hasattr(first, "query") else len(first)
         self.capped = counted > self.cap
         return min(counted, self.cap)

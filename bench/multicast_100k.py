@@ -65,6 +65,15 @@ def child(broadcast_id: int) -> None:
 
     get_gateway()  # a warm worker has its SDK client and its rate limiter's connection
     warm_up()  # (kashiwa/celery.py makes them as a pool process starts)
+    # …and its database connection and calendar: the dispatcher runs in the same pool
+    # processes every second.
+    from django.db import connection
+    from django.utils import timezone
+
+    from broadcasts import selectors
+
+    connection.ensure_connection()
+    selectors.calendar_load(now=timezone.now()).in_window(timezone.now())  # holidays built
     rss_before = common.proc_status_kb(os.getpid(), "VmRSS")
     timings: dict[str, float] = {}
 

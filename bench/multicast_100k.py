@@ -422,7 +422,7 @@ def one_round(
             f"CPU: sending process {result.get('cpu', 0):.2f} s; LINE stand-in "
             f"{line_cpu:.2f} s during the send"
         )
-        say(f"broadcast_send total (prepare + quota check + 200 calls + finish): {total:.2f} s")
+        say(f"broadcast_send total (prepare, quota check, the requests, finish): {total:.2f} s")
     else:
         say(f"dispatch → SENT seen in the database (includes queueing): {total:.2f} s")
     say(

@@ -1,17 +1,21 @@
 """(b) + (c): one ordinary broadcast to 100,000 subscribers — 200 multicast chunks of 500 —
-against the LINE sandbox with 20 ms latency per call.
+against a LINE stand-in with 20 ms latency per call: the lean stand-in (``bench/lean_line.py``,
+its own process: LINE's answers and headers, retry keys checked, nothing else), so that the
+figure says what our code costs, and the full sandbox (in this process), which spends about as
+much CPU per request as the sender does.
 
-Prints: time to create the 200 Delivery rows (``_prepare``), the send's total time, the
-multicast request rate (most requests in any sliding 1-second window, from the sandbox's own
-request log), whether every recipient got exactly one copy, and the sending process's peak
-memory (``VmHWM`` from /proc, plus ``VmRSS`` sampled every 10 ms by this process).
+Prints: where the time goes (``_prepare`` and the delivery rows, first request → last answer,
+recording), the send's total time, the multicast request rate (most requests in any sliding
+1-second window, from the stand-in's own request log), whether every recipient got exactly one
+copy, and the sending process's peak memory (``VmHWM`` from /proc, plus ``VmRSS`` sampled every
+10 ms by this process). Goals and PASS/FAIL last.
 
 The send runs in a separate process, as in production: by default a plain Python child that
 calls ``broadcast_send`` (``--runner child``), or a real Celery worker (prefork, one pool
-process) fed by the dispatcher (``--runner celery``). The sandbox runs in this process.
+process) fed by the dispatcher (``--runner celery``).
 
-    .venv/bin/python bench/multicast_100k.py
-    .venv/bin/python bench/multicast_100k.py --runner celery
+    .venv/bin/python bench/multicast_100k.py                  # lean and full sandbox
+    .venv/bin/python bench/multicast_100k.py --line lean --runner celery
     .venv/bin/python bench/multicast_100k.py \
         --database-url postgresql://postgres@127.0.0.1:5432/bench_kashiwa \
         --redis-url redis://127.0.0.1:6379/13
@@ -25,7 +29,6 @@ import os
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -35,7 +38,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import common
 
 CATEGORY = "childcare_education"
-GOALS = {"total_seconds": 2.0, "peak_per_second": 200, "rss_mb": 250}
+# The send's total time: against the lean stand-in (what our code costs) and against the full
+# sandbox (which spends about as much CPU per request as the sender, on the same cores).
+GOALS = {
+    "total_seconds": {"lean": 1.3, "sandbox": 2.0},
+    "peak_per_second": 200,
+    "rss_mb": 250,
+}
+# 1,000,000 recipients (2,000 multicasts; LINE's 200/s makes 10 s the floor): ≤ 11 s.
+GOALS_1M = {"lean": 11.0, "sandbox": 11.0}
 
 
 # --- the child: one send, timed ---------------------------------------------------------
@@ -49,9 +60,20 @@ def child(broadcast_id: int) -> None:
     faulthandler.register(signal.SIGUSR1)  # the parent asks for stacks if we hang
     django.setup()
     from broadcasts.line.gateway import get_gateway
+    from broadcasts.line.ratelimit import warm_up
     from broadcasts.services.sending import send as sending
 
-    get_gateway()  # the SDK client exists in a warm worker before any task
+    get_gateway()  # a warm worker has its SDK client and its rate limiter's connection
+    warm_up()  # (kashiwa/celery.py makes them as a pool process starts)
+    # …and its database connection and calendar: the dispatcher runs in the same pool
+    # processes every second.
+    from django.db import connection
+    from django.utils import timezone
+
+    from broadcasts import selectors
+
+    connection.ensure_connection()
+    selectors.calendar_load(now=timezone.now()).in_window(timezone.now())  # holidays built
     rss_before = common.proc_status_kb(os.getpid(), "VmRSS")
     timings: dict[str, float] = {}
 
@@ -74,6 +96,9 @@ def child(broadcast_id: int) -> None:
             sending, "_record_accepted", timed("record_accepted", sending._record_accepted)
         ),
         mock.patch.object(sending, "_call", timed("call", sending._call)),
+        mock.patch.object(
+            sending, "_reserve_quota", timed("reserve_quota", sending._reserve_quota)
+        ),
         mock.patch.object(
             sending.RateLimiter, "acquire", timed("ratelimit_wait", sending.RateLimiter.acquire)
         ),
@@ -108,6 +133,12 @@ def main() -> None:
     p.add_argument("--latency-ms", type=int, default=20)
     p.add_argument("--runner", choices=("child", "celery"), default="child")
     p.add_argument(
+        "--line",
+        choices=("both", "lean", "sandbox"),
+        default="both",
+        help="LINE stand-in: the lean one (bench/lean_line.py), the full sandbox, or both",
+    )
+    p.add_argument(
         "--concurrency",
         type=int,
         default=0,
@@ -129,20 +160,24 @@ def run_bench(args: Any) -> None:
     db = common.BenchDatabase(name, args.database_url, keep=args.keep)
     db.create()
     run = common.run_dir(name)
-    sandbox = common.start_sandbox()
+    lines: dict[str, Any] = {}
+    if args.line in ("both", "lean"):
+        lines["lean"] = common.LeanLine(args.latency_ms, run / "lean_line.log")
+    if args.line in ("both", "sandbox"):
+        lines["sandbox"] = common.SandboxLine(common.start_sandbox())
+    first = next(iter(lines.values()))
     extra = {"SEND_WINDOW_START": "00:00", "SEND_WINDOW_END": "23:59"}
     if args.concurrency:
         extra["MULTICAST_CONCURRENCY"] = str(args.concurrency)
-    env = common.bench_env(
-        db=db, sandbox_url=sandbox.url, run=run, redis_url=args.redis_url, **extra
-    )
+    env = common.bench_env(db=db, sandbox_url=first.url, run=run, redis_url=args.redis_url, **extra)
     common.configure(env)
     procs = common.Processes(run, env)
     try:
-        report = measure(args, db, sandbox, procs, run)
+        report = measure(args, db, lines, procs, run)
     finally:
         procs.stop_all()
-        sandbox.stop()
+        for line in lines.values():
+            line.stop()
         db.drop()
     print(report)
 
@@ -154,7 +189,7 @@ def argparse_hidden() -> str:
 
 
 def measure(
-    args: Any, db: common.BenchDatabase, sandbox: Any, procs: common.Processes, run: Path
+    args: Any, db: common.BenchDatabase, lines_: dict[str, Any], procs: common.Processes, run: Path
 ) -> str:
     from django.conf import settings
     from django.utils import timezone
@@ -186,85 +221,103 @@ def measure(
         f"prep (not measured): migrate {migrate_s:.1f} s, {args.recipients:,} followers "
         f"inserted in {t_followers[0]:.1f} s"
     )
-    worker = None
-    if args.runner == "celery":
-        worker = procs.celery(
-            "worker",
-            "worker",
-            "-Q",
-            "default",
-            "-c",
-            "1",
-            "-n",
-            f"bench-{os.getpid()}@%h",
-            "--without-mingle",
-            "--without-gossip",
-            "-l",
-            "INFO",
-        )
-        common.wait_for(lambda: "ready." in procs.log("worker"), 60, "the Celery worker")
-        time.sleep(1.0)  # let the pool process settle before the baseline
-    rounds = []
-    for n in range(1, args.repeat + 1):
-        sandbox.state.reset()
-        sandbox.state.add_followers(user_ids=ids)
-        sandbox.state.set_fault(
-            common.MULTICAST, mode="latency", latency_ms=args.latency_ms, count=None
-        )
-        figures = one_round(args, n, staff, ids, sandbox, procs, worker)
-        rounds.append(figures)
+    summaries: list[str] = []
+    goals: list[str] = []
+    once_all = True
+    peak_all = 0
+    hwm_all = 0.0
+    for kind, line in lines_.items():
         say("")
-        say(f"## round {n} (load average before: {figures['load']})")
-        lines.extend(figures["lines"])
+        say(f"# LINE stand-in: {line.name}")
+        worker = None
+        if args.runner == "celery":
+            worker = start_worker(procs, kind, line.url)
+        rounds = []
+        for n in range(1, args.repeat + 1):
+            line.prepare(ids, args.latency_ms)
+            figures = one_round(args, f"{kind}-{n}", staff, ids, line, procs, worker)
+            rounds.append(figures)
+            say("")
+            say(f"## {kind} round {n} (load average before: {figures['load']})")
+            lines.extend(figures["lines"])
+        if worker is not None:
+            procs.stop_all()
 
-    def med(key: str) -> float:
-        return common.percentile([r[key] for r in rounds], 50)
+        def med(key: str, rounds: list[dict[str, Any]] = rounds) -> float:
+            return common.percentile([r[key] for r in rounds], 50)
 
-    total, peak, hwm = (
-        med("total"),
-        max(r["peak"] for r in rounds),
-        max(r["hwm_mb"] for r in rounds),
-    )
-    once = all(r["exactly_once"] for r in rounds)
-    best = min(r["total"] for r in rounds)
+        total = med("total")
+        best = min(r["total"] for r in rounds)
+        once_all = once_all and all(r["exactly_once"] for r in rounds)
+        peak_all = max(peak_all, *(r["peak"] for r in rounds))
+        hwm_all = max(hwm_all, *(r["hwm_mb"] for r in rounds))
+        summaries.append(f"## summary, {kind}: {len(rounds)} round(s)")
+        if args.runner == "child":
+            summaries.append(
+                f"  _prepare median {med('prepare'):.2f} s, of which building the "
+                f"{args.recipients:,} recipients' delivery rows {med('create'):.2f} s"
+            )
+            summaries.append(
+                f"  sending (first request → last answer) median {med('sending'):.2f} s; "
+                f"finish median {med('finish'):.2f} s"
+            )
+            summaries.append(
+                f"  CPU: sending process median {med('cpu'):.2f} s; LINE stand-in median "
+                f"{med('line_cpu'):.2f} s"
+            )
+        summaries.append(
+            f"  total: median {total:.2f} s, best {best:.2f} s, "
+            f"all {[round(r['total'], 2) for r in rounds]}"
+        )
+        goal = (GOALS_1M if args.recipients >= 1_000_000 else GOALS["total_seconds"])[kind]
+        goals.append(
+            f"goal (b) total ≤ {goal} s against the {kind} stand-in (median of {len(rounds)}): "
+            f"{common.verdict(total <= goal)} ({total:.2f} s; best {best:.2f} s)"
+        )
     say("")
-    say(f"## summary over {len(rounds)} round(s)")
-    if args.runner == "child":
-        say(
-            f"_create_deliveries (100k recipients → 200 rows): median {med('create'):.2f} s; "
-            f"_prepare median {med('prepare'):.2f} s"
-        )
-    say(
-        f"total: median {total:.2f} s, best {best:.2f} s, "
-        f"all {[round(r['total'], 2) for r in rounds]}"
-    )
-    if args.runner == "child":
-        say(
-            f"sending-process CPU: median {med('cpu'):.2f} s; sandbox CPU median "
-            f"{med('parent_cpu'):.2f} s"
-        )
-    say(
-        f"goal (b) total ≤ {GOALS['total_seconds']} s (median): "
-        f"{common.verdict(total <= GOALS['total_seconds'])} ({total:.2f} s; best {best:.2f} s)"
-    )
+    lines.extend(summaries)
+    say("")
+    lines.extend(goals)
     say(
         f"goal (b) ≤ {GOALS['peak_per_second']} req/s in any 1 s (worst round): "
-        f"{common.verdict(peak <= GOALS['peak_per_second'])} ({peak})"
+        f"{common.verdict(peak_all <= GOALS['peak_per_second'])} ({peak_all})"
     )
-    say(f"goal (b) exactly one copy each (every round): {common.verdict(once)}")
+    say(f"goal (b) exactly one copy each (every round): {common.verdict(once_all)}")
     say(
         f"goal (c) peak RSS ≤ {GOALS['rss_mb']} MB (worst round): "
-        f"{common.verdict(hwm <= GOALS['rss_mb'])} ({hwm:.0f} MB)"
+        f"{common.verdict(hwm_all <= GOALS['rss_mb'])} ({hwm_all:.0f} MB)"
     )
     return "\n".join(lines)
 
 
+def start_worker(procs: common.Processes, kind: str, url: str) -> subprocess.Popen[bytes]:
+    """A Celery worker (prefork, one pool process) talking to this LINE stand-in."""
+    procs.env["LINE_API_BASE_URL"] = url
+    worker = procs.celery(
+        f"worker-{kind}",
+        "worker",
+        "-Q",
+        "default",
+        "-c",
+        "1",
+        "-n",
+        f"bench-{kind}-{os.getpid()}@%h",
+        "--without-mingle",
+        "--without-gossip",
+        "-l",
+        "INFO",
+    )
+    common.wait_for(lambda: "ready." in procs.log(f"worker-{kind}"), 60, "the Celery worker")
+    time.sleep(1.0)  # let the pool process settle before the baseline
+    return worker
+
+
 def one_round(
     args: Any,
-    n: int,
+    n: str,
     staff: tuple[Any, Any],
     ids: list[str],
-    sandbox: Any,
+    line: Any,
     procs: common.Processes,
     worker: subprocess.Popen[bytes] | None,
 ) -> dict[str, Any]:
@@ -283,12 +336,13 @@ def one_round(
     )
     samples: list[tuple[float, int]] = []
     result: dict[str, Any] = {}
+    line_cpu = line.cpu()
     if worker is None:
         with mock.patch.object(sending, "enqueue_send"):
             claimed = sending.broadcasts_dispatch_due().claimed
         if claimed != [broadcast.pk]:
             raise SystemExit(f"the dispatcher claimed {claimed}, expected [{broadcast.pk}]")
-        result = run_child(broadcast.pk, procs, samples, args.timeout)
+        result = run_child(broadcast.pk, procs, samples, args.timeout, line.url)
         hwm_kb = result["hwm_kb"]
         total = result["total"]
         outcome = result["outcome"]
@@ -323,27 +377,21 @@ def one_round(
             "VmHWM of the worker's pool process; main process "
             f"{hwm.get(worker.pid, 0) / 1024:.0f} MB"
         )
+    line_cpu = line.cpu() - line_cpu
 
     # --- what LINE saw ---------------------------------------------------------------------
-    log = [r for r in sandbox.state.requests() if r.path == common.MULTICAST]
-    arrivals = [r.time.timestamp() - r.duration_ms / 1000 for r in log]
-    answers = [r.time.timestamp() for r in log]
-    statuses = Counter(r.status for r in log)
-    server_ms = sorted(r.duration_ms for r in log)
-    span = (max(answers) - min(arrivals)) if log else float("nan")
-    peak_arrival = common.sliding_window_max(arrivals)
-    peak_answer = common.sliding_window_max(answers)
-    counts: Counter[str] = Counter()
-    for d in sandbox.state.deliveries(endpoint=common.MULTICAST):
-        counts.update(d.recipients)
-    exactly_once = set(counts) == set(ids) and set(counts.values()) == {1}
-    twice = sum(1 for c in counts.values() if c > 1)
-    missing = len(set(ids) - set(counts))
+    seen = line.view()
+    span = (max(seen.answers) - min(seen.arrivals)) if seen.arrivals else float("nan")
+    peak_arrival = common.sliding_window_max(seen.arrivals)
+    peak_answer = common.sliding_window_max(seen.answers)
+    exactly_once, missing, twice = seen.exactly_once(ids)
     accepted = Delivery.objects.filter(broadcast=broadcast, status="accepted").count()
+    sending_s = (max(seen.answers) - min(seen.arrivals)) if seen.arrivals else float("nan")
+    first_request = min(seen.arrivals) if seen.arrivals else float("nan")
 
     say(
         f"outcome: {outcome}; deliveries accepted {accepted}; multicast requests "
-        f"{len(log)} ({dict(statuses)})"
+        f"{len(seen.arrivals)} ({seen.statuses})"
     )
     if worker is None:
         say(
@@ -351,31 +399,43 @@ def one_round(
             f" of which _create_deliveries {result.get('create_deliveries', 0):.2f} s"
         )
         say(
-            "sender main thread: recording replies {:.2f} s, rate limiter {:.2f} s; the calls "
-            "(summed over threads) {:.2f} s".format(
+            f"quota check and reservation {result.get('reserve_quota', 0):.2f} s; first "
+            f"window of deliveries loaded, threads started and so on: the rest"
+        )
+        say(
+            "start → first request {:.2f} s (prepare, quota check); first request → last "
+            "answer {:.2f} s; last answer → end {:.2f} s (recording, finish)".format(
+                first_request - result["started_at"],
+                sending_s,
+                result["started_at"] + total - max(seen.answers, default=float("nan")),
+            )
+        )
+        say(
+            "sender: recording replies {:.2f} s (main thread), rate limiter {:.2f} s and the "
+            "calls {:.2f} s (summed over the sending threads)".format(
                 result.get("record_accepted", 0),
                 result.get("ratelimit_wait", 0),
                 result.get("call", 0),
             )
         )
         say(
-            f"CPU: sending process {result.get('cpu', 0):.2f} s; this process (the sandbox) "
-            f"{result.get('parent_cpu', 0):.2f} s during the send"
+            f"CPU: sending process {result.get('cpu', 0):.2f} s; LINE stand-in "
+            f"{line_cpu:.2f} s during the send"
         )
-        say(f"broadcast_send total (prepare + quota check + 200 calls + finish): {total:.2f} s")
+        say(f"broadcast_send total (prepare, quota check, the requests, finish): {total:.2f} s")
     else:
         say(f"dispatch → SENT seen in the database (includes queueing): {total:.2f} s")
     say(
-        f"first multicast arrival → last answer (sandbox log): {span:.2f} s; sandbox time per "
-        f"multicast p50 {common.percentile(server_ms, 50):.0f} ms, "
-        f"max {max(server_ms, default=0):.0f} ms"
+        f"first multicast arrival → last answer (stand-in's log): {span:.2f} s; stand-in time "
+        f"per multicast p50 {common.percentile(seen.server_ms, 50):.0f} ms, "
+        f"max {max(seen.server_ms, default=0):.0f} ms"
     )
     say(
         f"peak multicast requests in any sliding 1 s window: {peak_arrival} by arrival, "
         f"{peak_answer} by answer time"
     )
     say(
-        f"every recipient exactly once: {exactly_once} (recipients {len(counts):,}, "
+        f"every recipient exactly once: {exactly_once} (recipients {len(seen.counts):,}, "
         f"missing {missing}, received twice {twice})"
     )
     peak_sampled = max((kb for _, kb in samples), default=0)
@@ -383,14 +443,17 @@ def one_round(
         f"memory: before the send {rss_before / 1024:.0f} MB RSS; peak {hwm_kb / 1024:.0f} MB "
         f"({hwm_how}); highest 10 ms RSS sample {peak_sampled / 1024:.0f} MB"
     )
+    last_answer = max(seen.answers, default=float("nan"))
     return {
         "lines": lines,
         "load": load,
         "total": total,
         "prepare": result.get("prepare", float("nan")),
         "create": result.get("create_deliveries", float("nan")),
+        "sending": sending_s,
+        "finish": result.get("started_at", float("nan")) + total - last_answer,
         "cpu": result.get("cpu", float("nan")),
-        "parent_cpu": result.get("parent_cpu", float("nan")),
+        "line_cpu": line_cpu,
         "peak": peak_arrival,
         "exactly_once": exactly_once,
         "hwm_mb": hwm_kb / 1024,
@@ -398,7 +461,11 @@ def one_round(
 
 
 def run_child(
-    broadcast_id: int, procs: common.Processes, samples: list[tuple[float, int]], timeout: float
+    broadcast_id: int,
+    procs: common.Processes,
+    samples: list[tuple[float, int]],
+    timeout: float,
+    line_url: str,
 ) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(broadcast_id)]
     if os.environ.get("BENCH_PROFILE_CMD"):  # e.g. "py-spy record -o out.svg --threads --"
@@ -406,11 +473,10 @@ def run_child(
     proc = subprocess.Popen(
         cmd,
         cwd=common.REPO,
-        env=procs.env,
+        env={**procs.env, "LINE_API_BASE_URL": line_url},
         stdout=subprocess.PIPE,
         stderr=(procs.logs / "child.log").open("ab"),
     )
-    cpu_before = time.process_time()
     deadline = time.monotonic() + timeout
     while proc.poll() is None and time.monotonic() < deadline:
         kb = common.proc_status_kb(proc.pid, "VmRSS")
@@ -426,10 +492,9 @@ def run_child(
         proc.wait(timeout=10)
         raise SystemExit(f"the send did not finish in {timeout}s\n{procs.log('child')}")
     out = proc.stdout.read().decode() if proc.stdout else ""
-    parent_cpu = time.process_time() - cpu_before
     for line in reversed(out.splitlines()):
         if line.startswith("{"):
-            return {**json.loads(line), "parent_cpu": parent_cpu}
+            return json.loads(line)
     raise SystemExit(f"the sending process printed no result\n{out}\n{procs.log('child')}")
 
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import common
 
 CATEGORY = "events"
-GOAL_P95_SECONDS = 2.0
+GOAL_P95_SECONDS = 1.0  # issue 18 (issue 3 asked for 2 s)
 
 
 def window_start(lead: float) -> dt.datetime:

@@ -32,3 +32,21 @@ def _preflight(**_kwargs: object) -> None:
     except ConfigError as exc:
         print(f"設定エラー (configuration error): {exc}", file=sys.stderr, flush=True)
         os._exit(2)
+
+
+@signals.worker_process_init.connect
+def _warm_up(**_kwargs: object) -> None:
+    """Each pool process, as it starts (after fork: its own connections), makes its LINE client
+    and connects the rate limiter, so that the first send it runs, an emergency perhaps, does
+    not wait for imports and connections (STYLE.md §14). A failure here is not fatal: the
+    send makes them when it needs them."""
+    import logging
+
+    try:
+        from broadcasts.line.gateway import get_gateway
+        from broadcasts.line.ratelimit import warm_up
+
+        get_gateway()
+        warm_up()
+    except Exception:  # a worker must start even with Redis or settings briefly wrong
+        logging.getLogger(__name__).warning("warm-up of the pool process failed", exc_info=True)

@@ -53,6 +53,7 @@ SECRET = "bench-channel-secret"  # noqa: S105 - loopback-only bench value
 TOKEN = "sandbox-channel-access-token"  # noqa: S105 - the sandbox's public token
 EXPIRED = "応答せず: 応答トークンの有効期限切れ"  # broadcasts.services.replies.EXPIRED
 GOAL_P99_SECONDS = 30.0
+GOAL_EVENTS_PER_SECOND = 500.0  # issue 18: processed end to end, LINE answering in 20 ms
 
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
@@ -292,6 +293,7 @@ def main(argv: list[str]) -> int:
         "process by a sitecustomize module on PYTHONPATH",
     )
     p.add_argument("--keep", action="store_true", help="keep logs and data (printed)")
+    p.add_argument("--latency-ms", type=int, default=20, help="LINE's answer time per reply")
     p.add_argument("--out", default=str(REPO / "bench" / "out"))
     args = p.parse_args(argv)
 
@@ -311,6 +313,10 @@ def main(argv: list[str]) -> int:
         schema, {"replyToken": "x", "messages": [{"type": "text", "text": "."}]}, endpoint="reply"
     )
     sandbox = LineSandbox("127.0.0.1", 0, token=TOKEN, channel_secret=SECRET).start()
+    if args.latency_ms:
+        sandbox.state.set_fault(
+            "/v2/bot/message/reply", mode="latency", latency_ms=args.latency_ms, count=None
+        )
     procs = Procs()
     env = {
         **os.environ,
@@ -464,6 +470,8 @@ def main(argv: list[str]) -> int:
         print(f"results: {path}")
         if args.keep:
             print(f"logs and data kept in {work}")
+        print()
+        print("\n".join(goal_lines(results, args.latency_ms)))
         return 0 if results["goal_met"] else 1
     finally:
         procs.stop_all()
@@ -559,6 +567,25 @@ def measure(
             and followers == len(users)
         ),
     }
+
+
+def goal_lines(r: dict[str, Any], latency_ms: int) -> list[str]:
+    """The goals and their verdicts, printed last."""
+    acknowledged = r["events"] / r["arrival_seconds"] if r["arrival_seconds"] else float("nan")
+    rate_ok = r["events_per_second"] >= GOAL_EVENTS_PER_SECOND and r["processed"] == r["events"]
+    p99 = r["reply_p99_counting_unanswered_s"]
+    once = r["replied"] == r["events"] and not r["replied_more_than_once"]
+    verdict = {True: "PASS", False: "FAIL"}
+    return [
+        f"goal: processing ≥ {GOAL_EVENTS_PER_SECOND:.0f} events/s end to end (LINE answering "
+        f"replies in {latency_ms} ms): {verdict[rate_ok]} ({r['events_per_second']:,.0f} "
+        f"events/s processed; acknowledged {acknowledged:,.0f} events/s as posted, ack p99 "
+        f"{r['ack_p99_ms']:.0f} ms)",
+        f"goal: event → reply p99 ≤ {GOAL_P99_SECONDS:.0f} s: {verdict[p99 <= GOAL_P99_SECONDS]} "
+        f"({p99:.1f} s)",
+        f"goal: every event greeted exactly once, none expired: "
+        f"{verdict[once and r['expired_not_attempted'] == 0]}",
+    ]
 
 
 def _aware(value: Any) -> dt.datetime:

@@ -1,6 +1,7 @@
 """Joins the migrations the features of session 3 were built on in parallel (each depends on
 0013 and touches its own models): out-of-hours sends and staff alerts (issue 13), official
-information (15), audiences and language versions (16), moderation and policy versions (17).
+information (15), audiences and language versions (16), moderation and policy versions (17),
+search indexes (18).
 
 On SQLite a migration that makes Django rebuild a table drops that table's triggers, and the
 order in which parallel migrations run is not fixed. So this last one puts back, on SQLite,
@@ -33,6 +34,7 @@ class Migration(migrations.Migration):
         ("broadcasts", "0014_official_alerts"),
         ("broadcasts", "0014_moderation_policy"),
         ("broadcasts", "0014_audiences"),
+        ("broadcasts", "0014_search_indexes"),
     ]
 
     operations = [migrations.RunPython(sqlite_triggers_again, migrations.RunPython.noop)]

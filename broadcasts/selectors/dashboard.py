@@ -332,6 +332,27 @@ def stats_summary(broadcasts: list[Broadcast]) -> StatsSummary:
 # --- history -----------------------------------------------------------------------------------
 
 
+# A title search that matches more broadcasts than this is a common word: most events match
+# it, and the newest come first in created_at order without an index on the title.
+EVENTS_TITLE_IDS_MAX = 1000
+
+
+def _events_matching(q: str) -> Q:
+    """Events whose broadcast's title or whose comment contains ``q``. The broadcasts are
+    looked up first (a trigram index on PostgreSQL), so that the events are found by their
+    ``broadcast_id`` index or their comment's trigram index (one bitmap OR), not by reading
+    every event and its broadcast: an OR across the join can use neither index (2.4 s at
+    1,000,000 events)."""
+    titled = list(
+        Broadcast.objects.filter(title__icontains=q)
+        .order_by()
+        .values_list("pk", flat=True)[: EVENTS_TITLE_IDS_MAX + 1]
+    )
+    if len(titled) > EVENTS_TITLE_IDS_MAX:
+        return Q(broadcast__title__icontains=q) | Q(comment__icontains=q)
+    return Q(broadcast_id__in=titled) | Q(comment__icontains=q)
+
+
 def events_filtered(filters: dict[str, Any]) -> QuerySet[BroadcastEvent]:
     qs = BroadcastEvent.objects.select_related("actor", "broadcast")
     if filters.get("verb"):
@@ -341,8 +362,7 @@ def events_filtered(filters: dict[str, Any]) -> QuerySet[BroadcastEvent]:
     if filters.get("broadcast"):
         qs = qs.filter(broadcast_id=filters["broadcast"])
     if filters.get("q"):
-        q = filters["q"].strip()
-        qs = qs.filter(Q(broadcast__title__icontains=q) | Q(comment__icontains=q))
+        qs = qs.filter(_events_matching(filters["q"].strip()))
     if filters.get("date_from"):
         qs = qs.filter(created_at__gte=_day_bounds(filters["date_from"], filters["date_from"])[0])
     if filters.get("date_to"):

@@ -9,7 +9,6 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -19,6 +18,7 @@ from ..models import Broadcast, User
 from ..models.audit import VERB_LABELS, verb_label
 from ..schedule import JST
 from ..selectors import dashboard as dash
+from .paging import CappedPaginator
 from .stats import csv_response
 
 PAGE_SIZE = 50
@@ -69,7 +69,9 @@ def _filters(request: HttpRequest) -> tuple[HistoryFilterForm, dict[str, Any]]:
 def history(request: HttpRequest) -> HttpResponse:
     _check(request)
     form, filters = _filters(request)
-    page = Paginator(dash.events_filtered(filters), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = CappedPaginator(dash.events_filtered(filters), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
     rows = [
         {
             "event": e,

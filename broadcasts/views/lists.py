@@ -10,7 +10,6 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
@@ -24,6 +23,7 @@ from ..forms.lists import BroadcastFilterForm
 from ..models import Broadcast, User
 from ..schedule import JST, format_jst
 from ..selectors import dashboard as dash
+from .paging import CappedPaginator
 
 S = Broadcast.Status
 PAGE_SIZE = 25
@@ -144,7 +144,7 @@ def _render_list(
         qs = review_rows(request.user, qs)
         if not request.user.has_perm("broadcasts.approve_emergency_broadcast"):
             supervisor_handles = dash.supervisor_handles(request.user)
-    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = CappedPaginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
     now = timezone.now()
     calendar = selectors.calendar_load(now=now)
     rows = []

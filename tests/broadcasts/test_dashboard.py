@@ -425,3 +425,47 @@ def test_history_filters_and_csv(client, reviewer, drafter, frozen, django_asser
 def test_history_needs_the_audit_permission(client, drafter):
     client.force_login(drafter)
     assert client.get(reverse("broadcasts:history")).status_code == 403
+
+
+@pytest.mark.parametrize("title_ids_max", [1000, 0], ids=["titles looked up", "common word"])
+def test_history_search_finds_events_by_title_and_by_comment(
+    client, reviewer, drafter, frozen, monkeypatch, title_ids_max
+):
+    from broadcasts.selectors import dashboard as dash
+
+    monkeypatch.setattr(dash, "EVENTS_TITLE_IDS_MAX", title_ids_max)
+    titled = make(drafter, "児童手当の申請について", S.DRAFT)
+    other = make(drafter, "ごみ収集日の変更", S.DRAFT)
+    BroadcastEvent.objects.create(broadcast=titled, actor=drafter, verb="create")
+    BroadcastEvent.objects.create(
+        broadcast=other, actor=reviewer, verb="reject", comment="児童手当の件と重複"
+    )
+    BroadcastEvent.objects.create(broadcast=other, actor=drafter, verb="create")
+    client.force_login(reviewer)
+
+    page = client.get(reverse("broadcasts:history") + "?q=児童手当").context["page"]
+
+    found = {(e.broadcast_id, e.verb) for e in page.object_list}
+    assert found == {(titled.pk, "create"), (other.pk, "reject")}
+    assert page.paginator.count == 2
+
+
+def test_history_and_list_counts_stop_at_the_cap(client, reviewer, drafter, frozen, monkeypatch):
+    from broadcasts.views import paging
+
+    monkeypatch.setattr(paging, "COUNT_CAP", 5)
+    b = make(drafter, "監査対象", S.DRAFT)
+    for _ in range(7):
+        BroadcastEvent.objects.create(broadcast=b, actor=drafter, verb="edit")
+    client.force_login(reviewer)
+
+    many = client.get(reverse("broadcasts:history"))
+    few = client.get(reverse("broadcasts:history") + "?verb=create")
+
+    assert many.context["page"].paginator.count == 5
+    assert "5 件以上" in many.content.decode()
+    assert few.context["page"].paginator.count == 0
+    for i in range(6):
+        make(drafter, f"お知らせ {i}", S.SCHEDULED)
+    listing = client.get(reverse("broadcasts:list"))
+    assert "5 件以上" in listing.content.decode()

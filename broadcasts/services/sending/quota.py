@@ -80,6 +80,13 @@ def _reserve_quota(
             f"LINE の今月の配信可能数を確認できないため、{RETRY_LATER_SECONDS}秒後に再試行します"
             f"（{exc.describe()}）。",
         )
+    if quota.type != "limited" or quota.remaining is None:
+        # No monthly limit (the local-government plan): nothing to share out, so no lock on
+        # every send in progress (50 sends starting at the window's opening queued on it,
+        # and an emergency waited for the row of the multicast being sent).
+        Broadcast.objects.filter(pk=broadcast.pk).update(quota_reserved_at=now)
+        broadcast.quota_reserved_at = now
+        return None
     with transaction.atomic():
         in_progress = list(
             Broadcast.objects.select_for_update()
@@ -87,30 +94,27 @@ def _reserve_quota(
             .order_by("pk")
             .values_list("pk", "quota_reserved_at", "recipient_count")
         )
-        if quota.type == "limited" and quota.remaining is not None:
-            totals = {pk: count or 0 for pk, _, count in in_progress}
-            others = [pk for pk, reserved, _ in in_progress if reserved and pk != broadcast.pk]
-            settling = list(
-                Broadcast.objects.filter(status=S.SENT, sent_at__gte=now - QUOTA_SETTLE)
-                .exclude(pk=broadcast.pk)
-                .values_list("pk", "recipient_count")
+        totals = {pk: count or 0 for pk, _, count in in_progress}
+        others = [pk for pk, reserved, _ in in_progress if reserved and pk != broadcast.pk]
+        settling = list(
+            Broadcast.objects.filter(status=S.SENT, sent_at__gte=now - QUOTA_SETTLE)
+            .exclude(pk=broadcast.pk)
+            .values_list("pk", "recipient_count")
+        )
+        reserved = _pending_messages(others, totals) + sum(c or 0 for _, c in settling)
+        needed = _pending_messages([broadcast.pk], {broadcast.pk: broadcast.recipient_count or 0})
+        if needed > quota.remaining:
+            return (
+                "needs_attention",
+                f"今月の配信可能数が足りません（残り {quota.remaining:,} 通、必要 {needed:,} 通）。",
             )
-            reserved = _pending_messages(others, totals) + sum(c or 0 for _, c in settling)
-            needed = _pending_messages(
-                [broadcast.pk], {broadcast.pk: broadcast.recipient_count or 0}
+        if needed > quota.remaining - reserved and not broadcast.is_emergency:
+            return (
+                "retry_later",
+                f"ほかの配信が今月の配信可能数を使用中のため待機しています（残り "
+                f"{quota.remaining:,} 通のうち {reserved:,} 通を使用予定、必要 {needed:,} 通）。"
+                f"{RETRY_LATER_SECONDS}秒後に再確認します。",
             )
-            if needed > quota.remaining:
-                return (
-                    "needs_attention",
-                    f"今月の配信可能数が足りません（残り {quota.remaining:,} 通、必要 {needed:,} 通）。",
-                )
-            if needed > quota.remaining - reserved and not broadcast.is_emergency:
-                return (
-                    "retry_later",
-                    f"ほかの配信が今月の配信可能数を使用中のため待機しています（残り "
-                    f"{quota.remaining:,} 通のうち {reserved:,} 通を使用予定、必要 {needed:,} 通）。"
-                    f"{RETRY_LATER_SECONDS}秒後に再確認します。",
-                )
         Broadcast.objects.filter(pk=broadcast.pk).update(quota_reserved_at=now)
         broadcast.quota_reserved_at = now
     return None

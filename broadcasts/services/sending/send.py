@@ -4,15 +4,17 @@ sends them in rounds of concurrent requests, retrying temporary errors inline.""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -61,6 +63,17 @@ def _create_deliveries(broadcast: Broadcast, now: dt.datetime) -> None:
         broadcast.deliveries_total = 1
         return
     category_ids = list(broadcast.categories.values_list("id", flat=True))
+    if connection.vendor == "postgresql":
+        seq, recipients = _create_deliveries_in_database(broadcast, category_ids, now)
+    else:
+        seq, recipients = _create_deliveries_streamed(broadcast, category_ids, now)
+    broadcast.recipient_count = recipients
+    broadcast.deliveries_total = seq
+
+
+def _create_deliveries_streamed(
+    broadcast: Broadcast, category_ids: list[int], now: dt.datetime
+) -> tuple[int, int]:
     batch: list[Delivery] = []
     seq = recipients = 0
     for chunk in selectors.recipient_ids_stream(broadcast.audience, category_ids, MULTICAST_CHUNK):
@@ -76,13 +89,47 @@ def _create_deliveries(broadcast: Broadcast, now: dt.datetime) -> None:
                 key_created_at=now,
             )
         )
-        if len(batch) >= 20:
+        if len(batch) >= 100:
             Delivery.objects.bulk_create(batch)
             batch = []
     if batch:
         Delivery.objects.bulk_create(batch)
-    broadcast.recipient_count = recipients
-    broadcast.deliveries_total = seq
+    return seq, recipients
+
+
+def _create_deliveries_in_database(
+    broadcast: Broadcast, category_ids: list[int], now: dt.datetime
+) -> tuple[int, int]:
+    """PostgreSQL: one ``INSERT … SELECT`` cuts the recipients (in ``id`` order, as the
+    streamed build does) into chunks of 500 and writes one row per chunk with a new v4 retry
+    key (``gen_random_uuid()``), without the IDs passing through Python (0.5 s → ~0.1 s for
+    100,000). Its plan cannot be a nested loop: right after a bulk import of followers, before
+    statistics exist, the planner takes the tables for a few hundred rows and picked a
+    nested loop with a join filter over 100,000 × 100,000 rows."""
+    recipients = selectors.followers_for_audience(broadcast.audience, category_ids).values(
+        "id", "line_user_id"
+    )
+    inner, params = recipients.query.get_compiler(connection=connection).as_sql()
+    table = Delivery._meta.db_table
+    sql = f"""
+        INSERT INTO {table} (broadcast_id, seq, kind, recipients, recipient_count, retry_key,
+                             key_created_at, status, attempts, request_id, last_error)
+        SELECT %s, chunk + 1, %s, jsonb_agg(user_id ORDER BY n), count(*),
+               gen_random_uuid(), %s, %s, 0, '', ''
+        FROM (SELECT user_id, n, (n - 1) / %s AS chunk
+              FROM (SELECT r.line_user_id AS user_id, row_number() OVER (ORDER BY r.id) AS n
+                    FROM ({inner}) r) numbered) chunked
+        GROUP BY chunk
+        RETURNING recipient_count
+    """  # noqa: S608 - our table name and the ORM's own SQL; values are parameters
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_nestloop = off")
+        cursor.execute(
+            sql, [broadcast.pk, Delivery.Kind.MULTICAST, now, D.PENDING, MULTICAST_CHUNK, *params]
+        )
+        counts = [row[0] for row in cursor.fetchall()]
+        cursor.execute("SET LOCAL enable_nestloop = on")
+    return len(counts), sum(counts)
 
 
 def _prepare(
@@ -185,19 +232,32 @@ def _call(
 
 
 def _record_accepted(
-    broadcast: Broadcast, delivery: Delivery, result: SendResult, now: dt.datetime
+    broadcast: Broadcast, accepted: list[tuple[Delivery, SendResult]], now: dt.datetime
 ) -> int:
-    """Mark one delivery accepted; returns 1 if it was pending (the caller counts them into
-    the broadcast's progress once per batch)."""
-    return Delivery.objects.filter(pk=delivery.pk, status=D.PENDING).update(
-        status=D.ACCEPTED,
-        request_id=result.request_id,
-        http_status=result.http_status,
-        accepted_at=now,
-        attempts=F("attempts") + 1,
-        last_attempt_at=now,
-        last_error="",
+    """Mark the deliveries LINE accepted in one batch with one ``UPDATE … FROM``
+    (the ORM's ``Case``/``When`` for the same cost more CPU than the request it records);
+    returns how many were still pending (the caller counts them into the broadcast's
+    progress)."""
+    if not accepted:
+        return 0
+    table = Delivery._meta.db_table
+    # (SELECT … UNION ALL SELECT …), not VALUES: SQLite cannot name a VALUES list's columns.
+    rows = " UNION ALL ".join(
+        ["SELECT %s AS id, %s AS request_id, %s AS http_status"] * len(accepted)
     )
+    sql = f"""
+        UPDATE {table} SET status = %s, request_id = v.request_id, http_status = v.http_status,
+               accepted_at = %s, attempts = attempts + 1, last_attempt_at = %s, last_error = ''
+        FROM ({rows}) AS v
+        WHERE {table}.id = v.id AND {table}.status = %s
+    """  # noqa: S608 - our table name; every value is a parameter
+    params: list[Any] = [D.ACCEPTED, now, now]
+    for delivery, result in accepted:
+        params += [delivery.pk, result.request_id, result.http_status]
+    params.append(D.PENDING)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
 
 
 def _record_attempt(
@@ -221,23 +281,34 @@ class _Round:
 
 def _send_round(
     broadcast: Broadcast,
-    deliveries: list[Delivery],
+    deliveries: Iterator[Delivery],
     gateway: LineGateway,
     now_fn: Callable[[], dt.datetime],
     pool: ThreadPoolExecutor,
     lost: threading.Event,
 ) -> _Round:
+    """Send the given deliveries, ``MULTICAST_CONCURRENCY`` requests in flight. The requests
+    wait for the rate limiter in the sending threads; this thread tops the requests in flight
+    up as soon as replies come in and only then records the replies (one transaction, one
+    statement for the accepted ones), so the database's round trips overlap the next
+    requests instead of holding them back. A crash between LINE's answer and the commit
+    leaves those deliveries pending: their retry gets LINE's 409 and counts them accepted."""
     outcome = _Round()
     limiter = RateLimiter("line-multicast", settings.MULTICAST_MAX_PER_SECOND)
     concurrency = max(settings.MULTICAST_CONCURRENCY, 1)
-    queue = list(reversed(deliveries))
     in_flight: dict[Future[SendResult], Delivery] = {}
-    while queue or in_flight:
-        while queue and len(in_flight) < concurrency and outcome.stop is None:
+    exhausted = False
+
+    def top_up() -> None:
+        nonlocal exhausted
+        while not exhausted and len(in_flight) < concurrency and outcome.stop is None:
             if lost.is_set():  # another run owns this send now: not one more request
-                queue.clear()
-                break
-            delivery = queue.pop()
+                exhausted = True
+                return
+            delivery = next(deliveries, None)
+            if delivery is None:
+                exhausted = True
+                return
             now = now_fn()
             if now - delivery.key_created_at > RETRY_KEY_MAX_AGE:
                 _record_attempt(
@@ -253,46 +324,61 @@ def _send_round(
                 continue
             rate = limiter if delivery.kind == Delivery.Kind.MULTICAST else None
             in_flight[pool.submit(_call, gateway, broadcast, delivery, rate)] = delivery
-        if not in_flight:
-            break
+
+    top_up()
+    while in_flight:
         done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-        # Every reply that came in meanwhile is recorded in one transaction: one commit per
-        # batch, not per chunk, keeps this (single) thread from capping the request rate.
         now = now_fn()
+        accepted: list[tuple[Delivery, SendResult]] = []
+        attempts: list[tuple[Delivery, LineError, str]] = []
+        for future in done:
+            delivery = in_flight.pop(future)
+            try:
+                accepted.append((delivery, future.result()))
+            except LineQuotaExceededError as exc:
+                attempts.append((delivery, exc, D.NEEDS_ATTENTION))
+                outcome.stop = (
+                    "needs_attention",
+                    f"LINE の今月の配信上限に達しました。{exc.describe()}",
+                )
+            except LineRateLimitedError as exc:
+                attempts.append((delivery, exc, D.PENDING))
+                outcome.temporary.append(delivery)
+                outcome.rate_limited = True
+            except LineTemporaryError as exc:
+                attempts.append((delivery, exc, D.PENDING))
+                outcome.temporary.append(delivery)
+            except LinePermanentError as exc:
+                attempts.append((delivery, exc, D.FAILED))
+                action = "needs_attention" if exc.status in (401, 403) else "fail"
+                outcome.stop = outcome.stop or (
+                    action,
+                    f"LINE が送信を拒否しました: {exc.describe()}",
+                )
+        top_up()  # the next requests leave before this batch is written
         with transaction.atomic():
-            accepted = 0
-            for future in done:
-                delivery = in_flight.pop(future)
-                try:
-                    accepted += _record_accepted(broadcast, delivery, future.result(), now)
-                except LineQuotaExceededError as exc:
-                    _record_attempt(delivery, exc, now, D.NEEDS_ATTENTION)
-                    outcome.stop = (
-                        "needs_attention",
-                        f"LINE の今月の配信上限に達しました。{exc.describe()}",
-                    )
-                except LineRateLimitedError as exc:
-                    _record_attempt(delivery, exc, now)
-                    outcome.temporary.append(delivery)
-                    outcome.rate_limited = True
-                except LineTemporaryError as exc:
-                    _record_attempt(delivery, exc, now)
-                    outcome.temporary.append(delivery)
-                except LinePermanentError as exc:
-                    _record_attempt(delivery, exc, now, D.FAILED)
-                    action = "needs_attention" if exc.status in (401, 403) else "fail"
-                    outcome.stop = outcome.stop or (
-                        action,
-                        f"LINE が送信を拒否しました: {exc.describe()}",
-                    )
-            if accepted:
+            count = _record_accepted(broadcast, accepted, now)
+            for delivery, exc, status in attempts:
+                _record_attempt(delivery, exc, now, status)
+            if count:
                 Broadcast.objects.filter(pk=broadcast.pk).update(
-                    deliveries_accepted=F("deliveries_accepted") + accepted,
+                    deliveries_accepted=F("deliveries_accepted") + count,
                     lease_expires_at=now + _lease_seconds(),
                 )
-        if outcome.stop is not None:
-            queue.clear()
     return outcome
+
+
+def _pending(pending_ids: list[int], window: int = 100) -> Iterator[Delivery]:
+    """The pending deliveries among ``pending_ids``, loaded a window at a time as the sender
+    needs them: never every chunk's recipients in memory at once. The first window is just
+    enough to fill the sending threads, so that the first request leaves sooner."""
+    first = max(settings.MULTICAST_CONCURRENCY, 1)
+    bounds = [0, *range(first, len(pending_ids), window), len(pending_ids)]
+    for start, end in itertools.pairwise(bounds):
+        if start < end:
+            yield from Delivery.objects.filter(
+                pk__in=pending_ids[start:end], status=D.PENDING
+            ).order_by("seq")
 
 
 def broadcast_send(
@@ -369,26 +455,17 @@ def _send_all(
     stop: tuple[str, str] | None = None
     last_error = ""
     for attempt in range(len(INLINE_BACKOFF_SECONDS) + 1):
-        retry: list[int] = []
-        # Load recipients a window at a time: never all chunks in memory at once.
-        for start in range(0, len(pending_ids), 50):
-            window = list(
-                Delivery.objects.filter(
-                    pk__in=pending_ids[start : start + 50], status=D.PENDING
-                ).order_by("seq")
+        outcome = _send_round(broadcast, _pending(pending_ids), gateway, now_fn, pool, lost)
+        retry = [d.pk for d in outcome.temporary]
+        if outcome.temporary:
+            last_error = (
+                Delivery.objects.filter(pk=outcome.temporary[-1].pk)
+                .values_list("last_error", flat=True)
+                .first()
+                or ""
             )
-            outcome = _send_round(broadcast, window, gateway, now_fn, pool, lost)
-            retry += [d.pk for d in outcome.temporary]
-            if outcome.temporary:
-                last_error = (
-                    Delivery.objects.filter(pk=outcome.temporary[-1].pk)
-                    .values_list("last_error", flat=True)
-                    .first()
-                    or ""
-                )
-            if outcome.stop is not None:
-                stop = outcome.stop
-                break
+        if outcome.stop is not None:
+            stop = outcome.stop
         if stop is not None or not retry or lost.is_set():
             break
         pending_ids = retry

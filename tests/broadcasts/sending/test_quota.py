@@ -138,3 +138,43 @@ def test_an_unreadable_quota_does_not_hold_an_emergency(
     )
     assert services.broadcast_claim_now(broadcast_id=b.pk)
     assert services.broadcast_send(broadcast_id=b.pk, sleep=lambda s: None).status == "sent"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's lock_timeout")
+def test_without_a_monthly_limit_a_reservation_locks_no_other_send(
+    line_sandbox, six_hundred, drafter, reviewer, in_window
+):
+    """The local-government plan has no monthly limit: there is nothing to share out, so a
+    send starting does not lock every send in progress (at the window's opening 50 sends
+    queued on that lock, and an emergency waited for the row of the multicast being sent)."""
+    a, b = two_claimed(drafter, reviewer, in_window)
+    gateway = send.get_gateway()
+    assert gateway.quota().type == "none"
+    prepared_b, _ = send._prepare(b.pk, in_window, "run-b")
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_a() -> None:  # another worker, mid-batch on send A's row
+        from django.db import connection as other
+        from django.db import transaction
+
+        with transaction.atomic():
+            Broadcast.objects.select_for_update().get(pk=a.pk)
+            holding.set()
+            release.wait(30)
+        other.close()
+
+    holder = threading.Thread(target=hold_a)
+    holder.start()
+    try:
+        assert holding.wait(30)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '1s'")  # a lock wait fails instead of waiting
+        assert quota._reserve_quota(prepared_b, gateway, in_window) is None
+    finally:
+        release.set()
+        holder.join(30)
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+    prepared_b.refresh_from_db()
+    assert prepared_b.quota_reserved_at == in_window

@@ -113,9 +113,10 @@ def _create_deliveries_in_database(
     table = Delivery._meta.db_table
     sql = f"""
         INSERT INTO {table} (broadcast_id, seq, kind, recipients, recipient_count, retry_key,
-                             key_created_at, status, attempts, request_id, last_error)
+                             key_created_at, status, attempts, request_id, last_error,
+                             language_code)
         SELECT %s, chunk + 1, %s, jsonb_agg(user_id ORDER BY n), count(*),
-               gen_random_uuid(), %s, %s, 0, '', ''
+               gen_random_uuid(), %s, %s, 0, '', '', ''
         FROM (SELECT user_id, n, (n - 1) / %s AS chunk
               FROM (SELECT r.line_user_id AS user_id, row_number() OVER (ORDER BY r.id) AS n
                     FROM ({inner}) r) numbered) chunked

@@ -92,7 +92,7 @@ def link_from_phone(page, live_server, line_sandbox, user, line_user_id: str) ->
 def submit_emergency(page, live_server, title: str) -> Broadcast:
     page.goto(url(live_server, "broadcasts:create"))
     page.fill("#id_title", title)
-    page.get_by_text("防災・防犯", exact=True).click()
+    page.get_by_text("防災・防犯に関する情報", exact=True).click()
     page.fill("#id_m-0-text", "【柏市】利根川の水位上昇により、避難指示を発令しました。")
     page.locator("input[name=priority][value=emergency]").check()
     page.fill("#id_emergency_reason", "利根川が氾濫危険水位を超過")

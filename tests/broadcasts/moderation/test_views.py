@@ -161,3 +161,16 @@ def test_the_dashboard_reminds_moderators_of_flagged_messages_without_a_measure(
         'data-testid="moderation-open"'
         not in client.get(reverse("broadcasts:dashboard")).content.decode()
     )
+
+
+def test_the_count_stops_at_the_cap_and_says_so(client, reviewer, inbox_rows, monkeypatch):
+    """An exact count of a search matching much of a month's messages costs more than the page:
+    the inbox counts up to the cap and says 「… 件以上」 past it (bench/moderation)."""
+    from broadcasts.views import paging
+
+    client.force_login(reviewer)
+    url = reverse("broadcasts:moderation_inbox")
+    assert "<p>3 件</p>" in client.get(url).content.decode()
+    monkeypatch.setattr(paging, "COUNT_CAP", 2)
+    html = client.get(url).content.decode()
+    assert "<p>2 件以上</p>" in html and "<p>3 件</p>" not in html

@@ -6,6 +6,7 @@
 #   bench/run_all.sh                       # all
 #   bench/run_all.sh multicast emergency   # some: multicast multicast_1m send_held emergency
 #                                          #   dashboard webhook webhook_e2e soak
+#                                          #   notifications official audiences moderation
 #
 # PG (a server URL; each bench creates and drops its own bench_* database on it) and R (a
 # Redis database nobody else uses: benches flush or fill it) can be overridden.
@@ -58,4 +59,10 @@ fi
 want_ webhook_e2e && run webhook_e2e bench/webhook/run.py --e2e \
   --database-url "$PG/bench_webhook_e2e" --redis-url "$R"
 want_ soak && run soak bench/soak_embedded.py --minutes 1
+want_ notifications && run notifications bench/notifications/submit_to_alert.py \
+  --database-url "$PG/bench_notify"
+want_ official && run official bench/official/feed_poll.py --database-url "$PG/bench_official"
+want_ audiences && run audiences bench/audiences/run.py --database-url "$PG/bench_audiences"
+want_ moderation && run moderation bench/moderation/inbox.py \
+  --database-url "$PG/bench_moderation"
 exit "$failed"

@@ -24,6 +24,7 @@ from broadcasts.models import Broadcast, Category
 from broadcasts.schedule import JST
 from broadcasts.services.audit import audit_record
 from tests.factories import BroadcastFactory, SentBroadcastFactory, text_message
+from tests.fixtures.line_stub import AcceptingGateway
 
 from .sending.helpers import make_followers
 from .test_emergency import emergency_draft
@@ -44,12 +45,8 @@ def frozen():
 @pytest.fixture(autouse=True)
 def no_line(monkeypatch):
     """The checklist's LINE validate call: a stub that accepts everything."""
-
-    class Gateway:
-        def validate(self, *, audience: str, messages: list[dict[str, Any]]) -> None:
-            return None
-
-    monkeypatch.setattr("broadcasts.line.gateway.get_gateway", lambda: Gateway())
+    gateway = AcceptingGateway()
+    monkeypatch.setattr("broadcasts.line.gateway.get_gateway", lambda: gateway)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from broadcasts.models import Broadcast, BroadcastEvent, Category, Follower, Mes
 from broadcasts.schedule import JST
 from broadcasts.services import broadcast_approve, broadcast_submit
 from tests.factories import BroadcastFactory, card_message, image_message, text_message
+from tests.fixtures.line_stub import AcceptingGateway
 
 # Wednesday 2026-11-25 10:00 JST: an opening day, inside the window.
 NOW = dt.datetime(2026, 11, 25, 10, 0, tzinfo=JST)
@@ -29,14 +30,7 @@ def frozen():
 @pytest.fixture(autouse=True)
 def no_line(monkeypatch):
     """The checklist's LINE validate call: a stub that accepts everything."""
-
-    class Gateway:
-        calls: list[Any] = []
-
-        def validate(self, *, audience, messages):
-            self.calls.append((audience, messages))
-
-    gateway = Gateway()
+    gateway = AcceptingGateway()
     monkeypatch.setattr("broadcasts.line.gateway.get_gateway", lambda: gateway)
     return gateway
 

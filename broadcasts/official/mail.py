@@ -8,6 +8,7 @@ or that the mailbox only receives from the relay; the draft is approved by a per
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from email import policy
 from email.parser import BytesParser
@@ -30,6 +31,28 @@ class MailMessage:
     message_id: str
     sent_at: dt.datetime | None
     body: str
+    # The Message-IDs this mail answers (References, then In-Reply-To), oldest first: a 続報
+    # or 訂正 sent as a reply belongs to the series its first mail started.
+    references: tuple[str, ...] = ()
+
+    @property
+    def thread_root(self) -> str:
+        return self.references[0] if self.references else self.message_id
+
+    @property
+    def follow_up_label(self) -> str:
+        """How the sender marked a later mail of a series (件名に「訂正」「解除」), else 続報."""
+        for label in ("訂正", "解除"):
+            if label in self.subject:
+                return label
+        return "続報"
+
+
+_MESSAGE_ID = re.compile(r"<[^<>\s]+>")
+
+
+def message_ids(header: str) -> tuple[str, ...]:
+    return tuple(_MESSAGE_ID.findall(header))
 
 
 def sender_allowed(sender: str, allow_list: tuple[str, ...] | list[str]) -> bool:
@@ -75,10 +98,14 @@ def parse_mail(
             sent_at = None
         if sent_at is not None and sent_at.tzinfo is None:
             sent_at = None
+    references = message_ids(str(message.get("References", "")))
+    if not references:
+        references = message_ids(str(message.get("In-Reply-To", "")))
     return MailMessage(
         sender=sender.lower(),
         subject=str(message.get("Subject", "")).strip()[:200],
         message_id=str(message.get("Message-ID", "")).strip()[:300],
         sent_at=sent_at,
         body=body,
+        references=tuple(r[:300] for r in references[:20]),
     )

@@ -536,7 +536,7 @@ def official_mail_ingest(*, data: bytes, now: dt.datetime) -> IngestResult:
             publisher=mail.sender,
             headline=mail.body[:500],
             reported_at=mail.sent_at,
-            thread_key=f"mail:{key_id}"[:300],
+            thread_key=f"mail:{mail.thread_root or key_id}"[:300],
         )
         if stored is None:
             existing = OfficialMessage.objects.get(
@@ -548,6 +548,9 @@ def official_mail_ingest(*, data: bytes, now: dt.datetime) -> IngestResult:
 
 
 def _act_on_mail(stored: OfficialMessage, mail: MailMessage) -> None:
+    """The first matching rule drafts it. A reply to an earlier mail (References /
+    In-Reply-To) belongs to that mail's series, as JMA's serials do: it updates the series'
+    draft still awaiting approval, or becomes a linked 続報/訂正/解除 of what went out."""
     haystack = f"{mail.subject}\n{mail.body}"
     for rule in OfficialRule.objects.filter(enabled=True, kind=OfficialRule.Kind.MAIL):
         if rule.name_list and not any(n in haystack for n in rule.name_list):
@@ -565,13 +568,46 @@ def _act_on_mail(stored: OfficialMessage, mail: MailMessage) -> None:
             },
         ).strip()
         draft = drafts.DraftText(title=f"【防災メール】{mail.subject}"[:120], text=text[:4900])
-        created = _create(
-            rule,
-            draft,
-            reason=f"防災メール（{mail.sender}）",
-            parent=None,
-            kind=Broadcast.Kind.LIVE,
-        )
+        reason = f"防災メール（{mail.sender}）"
+        thread = _thread_broadcast(stored.thread_key) if mail.references else None
+        if thread is not None and thread.status in PENDING:
+            thread = _update_pending(thread, rule, draft, reason=f"{reason}による更新")
+            _finish(
+                stored,
+                OUT.UPDATED,
+                "同じ系列の承認待ちの下書きを最新の内容に更新しました。",
+                broadcast=thread,
+                rule=rule,
+                finding=mail.subject,
+            )
+            return
+        if thread is not None and thread.status in GONE_OUT:
+            label = mail.follow_up_label
+            kind = Broadcast.Kind.CORRECTION if label == "訂正" else Broadcast.Kind.LIVE
+            if kind == Broadcast.Kind.CORRECTION:
+                sent_label = format_jst(thread.sent_at or thread.approved_at or thread.created_at)
+                draft = drafts.DraftText(
+                    title=draft.title,
+                    text=drafts.correction_text(draft.text, sent_at_label=sent_label),
+                )
+            follow_up = _create(
+                rule,
+                draft,
+                reason=f"{reason}（{label}）",
+                parent=thread,
+                kind=kind,
+                title_prefix=f"【{label}】",
+            )
+            _finish(
+                stored,
+                OUT.FOLLOW_UP,
+                f"配信済み・承認済みの配信の{label}を作成しました。",
+                broadcast=follow_up,
+                rule=rule,
+                finding=mail.subject,
+            )
+            return
+        created = _create(rule, draft, reason=reason, parent=None, kind=Broadcast.Kind.LIVE)
         _finish(stored, OUT.DRAFTED, "", broadcast=created, rule=rule, finding=mail.subject)
         return
     _finish(stored, OUT.IGNORED, "該当する起案規則がありません。")

@@ -7,11 +7,11 @@ from email.message import EmailMessage
 import pytest
 from django.core.management import call_command
 
-from broadcasts import permissions
+from broadcasts import permissions, tasks
 from broadcasts.models import Broadcast, OfficialMessage
 from broadcasts.official.mail import MailRefused, parse_mail, sender_allowed
 from broadcasts.services.official import official_mail_ingest
-from tests.broadcasts.sending.helpers import jst, make_followers
+from tests.broadcasts.sending.helpers import approve, jst, make_followers
 
 NOW = jst(2026, 7, 15, 3, 30)
 ALLOW = ["bousai@pref.chiba.lg.jp", "@alert.city.kashiwa.lg.jp"]
@@ -23,6 +23,8 @@ def mail(
     body: str = "柏市は利根川の増水により、布施地区に避難指示を発令しました。",
     message_id: str = "<a1@pref.chiba.lg.jp>",
     html: bool = False,
+    in_reply_to: str = "",
+    references: str = "",
 ) -> bytes:
     message = EmailMessage()
     message["From"] = sender
@@ -30,6 +32,10 @@ def mail(
     message["Subject"] = subject
     message["Message-ID"] = message_id
     message["Date"] = "Wed, 15 Jul 2026 03:28:00 +0900"
+    if in_reply_to:
+        message["In-Reply-To"] = in_reply_to
+    if references:
+        message["References"] = references
     if html:
         message.set_content("<p>本文</p>", subtype="html")
     else:
@@ -74,6 +80,80 @@ def test_an_allow_listed_mail_becomes_one_draft(db, allow_list):
     again = official_mail_ingest(data=mail(), now=NOW)
     assert not again.created
     assert Broadcast.objects.count() == 1
+
+
+FOLLOW = "柏市は布施地区の避難指示の対象を布施新町まで広げました。"
+
+
+def test_a_reply_updates_the_series_draft_still_awaiting_approval(db, allow_list):
+    make_followers(["U" + "2" * 32], ["disaster_crime"])
+    draft = official_mail_ingest(data=mail(), now=NOW).message.broadcast
+    reply = official_mail_ingest(
+        data=mail(
+            subject="Re: 【千葉県防災情報】柏市に避難指示（続報）",
+            body=FOLLOW,
+            message_id="<a2@pref.chiba.lg.jp>",
+            in_reply_to="<a1@pref.chiba.lg.jp>",
+        ),
+        now=NOW,
+    ).message
+    assert reply.outcome == OfficialMessage.Outcome.UPDATED
+    assert reply.broadcast_id == draft.pk
+    draft.refresh_from_db()
+    assert FOLLOW in draft.messages[0]["text"]
+    assert draft.status == Broadcast.Status.PENDING_REVIEW
+    assert Broadcast.objects.count() == 1
+
+
+def test_a_reply_after_the_send_is_a_linked_follow_up_and_a_correction_says_so(
+    db, allow_list, supervisor, line_sandbox
+):
+    make_followers(["U" + "2" * 32], ["disaster_crime"])
+    draft = official_mail_ingest(data=mail(), now=NOW).message.broadcast
+    approve(draft, supervisor, now=NOW)
+    assert tasks.send_emergency_broadcast(draft.pk) == "sent"
+    draft.refresh_from_db()
+    assert draft.status == Broadcast.Status.SENT
+
+    later = official_mail_ingest(
+        data=mail(
+            subject="【千葉県防災情報】柏市の避難指示（続報）",
+            body=FOLLOW,
+            message_id="<a2@pref.chiba.lg.jp>",
+            references="<a1@pref.chiba.lg.jp>",
+        ),
+        now=NOW,
+    ).message
+    assert later.outcome == OfficialMessage.Outcome.FOLLOW_UP
+    follow_up = later.broadcast
+    assert follow_up.parent_id == draft.pk
+    assert follow_up.kind == Broadcast.Kind.LIVE
+    assert follow_up.title.startswith("【続報】")
+    assert follow_up.status == Broadcast.Status.PENDING_REVIEW
+
+    # A correction deeper in the thread (References lists the root first) follows up the
+    # series too, as a 訂正, and redelivering it changes nothing.
+    correction = mail(
+        subject="【訂正】柏市の避難指示",
+        body="先ほどの地区名に誤りがありました。布施新町ではなく布施東です。",
+        message_id="<a3@pref.chiba.lg.jp>",
+        references="<a1@pref.chiba.lg.jp> <a2@pref.chiba.lg.jp>",
+    )
+    corrected = official_mail_ingest(data=correction, now=NOW).message
+    assert corrected.outcome == OfficialMessage.Outcome.UPDATED  # the 続報 still waits
+    assert corrected.broadcast_id == follow_up.pk
+    assert not official_mail_ingest(data=correction, now=NOW).created
+    assert Broadcast.objects.count() == 2
+
+
+def test_a_reply_to_a_mail_never_seen_is_a_draft_of_its_own(db, allow_list):
+    make_followers(["U" + "2" * 32], ["disaster_crime"])
+    result = official_mail_ingest(
+        data=mail(message_id="<b9@pref.chiba.lg.jp>", in_reply_to="<gone@pref.chiba.lg.jp>"),
+        now=NOW,
+    ).message
+    assert result.outcome == OfficialMessage.Outcome.DRAFTED
+    assert result.broadcast.parent_id is None
 
 
 def test_a_mail_from_anyone_else_is_refused(db, allow_list, caplog):

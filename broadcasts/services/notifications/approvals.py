@@ -27,6 +27,7 @@ from .delivery import (
     STALE_CLAIM,
     AlertMessage,
     MailSender,
+    alert_message_id,
     alert_url,
     claim,
     create_alerts,
@@ -157,7 +158,7 @@ def approval_alerts_deliver(
                     )
                     request_id = result.request_id
                 else:
-                    mail.send(message, alert.address)
+                    mail.send(message, alert.address, message_id=alert_message_id(alert))
                     request_id = ""
             except LinePermanentError as exc:
                 failed(alert, f"LINE: {exc}", at=now_fn(), permanent=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import get_connection, send_mail
+from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
 from django.db.models import F, Q
 from django.urls import reverse
@@ -139,6 +139,12 @@ def still_waiting(alert_round: AlertRound) -> bool:
     )
 
 
+def alert_message_id(alert: Alert) -> str:
+    """A Message-ID made of the alert's retry key (the LINE push's X-Line-Retry-Key)."""
+    domain = settings.DEFAULT_FROM_EMAIL.rpartition("@")[2].strip(" >") or "localhost"
+    return f"<alert-{alert.retry_key}@{domain}>"
+
+
 class MailSender:
     """E-mails over one connection; after the first failure the rest fail at once (they stay
     queued for the beat task) instead of each waiting for the mail server's timeout."""
@@ -147,13 +153,24 @@ class MailSender:
         self._connection: Any = None
         self._error: Exception | None = None
 
-    def send(self, message: AlertMessage, address: str) -> None:
+    def send(self, message: AlertMessage, address: str, *, message_id: str = "") -> None:
+        """``message_id``: the alert's own, the same on every attempt, so that a copy re-sent
+        after a worker died between the mail server's acceptance and our commit is one mail
+        twice (mail systems that de-duplicate by Message-ID show it once), not two alerts."""
         if self._error is not None:
             raise smtplib.SMTPException(f"メールサーバーに接続できませんでした（{self._error}）")
         try:
             if self._connection is None:
                 self._connection = get_connection(fail_silently=False)
-            send_mail(message.subject, message.body, None, [address], connection=self._connection)
+            email = EmailMessage(
+                message.subject,
+                message.body,
+                None,
+                [address],
+                connection=self._connection,
+                headers={"Message-ID": message_id} if message_id else None,
+            )
+            email.send()
         except (smtplib.SMTPException, OSError) as exc:
             self._error = exc
             raise

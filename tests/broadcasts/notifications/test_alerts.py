@@ -128,6 +128,32 @@ def test_a_worker_that_died_after_pushing_does_not_make_the_push_twice(team, lin
     assert alert_round.alerts.get(channel=Alert.Channel.LINE).status == Alert.Status.SENT
 
 
+@pytest.mark.django_db
+def test_an_e_mail_resent_after_a_worker_died_carries_the_same_message_id(
+    team, line_sandbox, night
+):
+    """The mail server accepted the e-mail, then the worker died before recording it: SMTP
+    has no retry key, so the copy sent by the next worker carries the first one's Message-ID
+    (the alert's own), which mail systems show once."""
+    broadcast = submit(team["drafter"])
+    alert_round = AlertRound.objects.get(broadcast=broadcast)
+    notifications.approval_alerts_deliver(round_id=alert_round.pk, now_fn=at(seconds=1))
+    address = team["boss"].email
+    first = mails_to(address)
+    assert len(first) == 1
+    Alert.objects.filter(round=alert_round, channel=Alert.Channel.EMAIL).update(
+        status=Alert.Status.SENDING, sent_at=None, claimed_at=NIGHT
+    )
+    assert notifications.approval_alerts_tick(now_fn=at(minutes=2, seconds=10)).sent >= 1
+    again = mails_to(address)
+    assert len(again) == 2
+    ids = {m.extra_headers["Message-ID"] for m in again}
+    assert len(ids) == 1
+    # Each alert has its own: another supervisor's e-mail is another message.
+    others = {m.extra_headers["Message-ID"] for m in mail.outbox if address not in m.to}
+    assert others and not (others & ids)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_at_once_alert_each_person_once_per_channel(line_sandbox, time_machine):
     time_machine.move_to(NIGHT, tick=False)

@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from . import models
+from . import models, permissions
 from .official.drafts import PLACEHOLDERS, unknown_placeholders
 from .permissions import SYSTEM_AUTHOR_USERNAME
 
@@ -154,6 +154,36 @@ class TOTPDeviceAdmin(ReadOnlyAdmin):
     @admin.display(description="登録日時")
     def registered_at(self, obj: TOTPDevice) -> Any:
         return obj.created_at
+
+
+@admin.register(models.LineLink)
+class LineLinkAdmin(ReadOnlyAdmin):
+    """Staff members' linked LINE accounts (approval alerts). A 管理者 sees them and removes
+    one when a phone is lost or a person leaves; linking is only ever done by the person."""
+
+    list_display = ("user", "linked_at")
+    fields = ("user", "linked_at")
+    readonly_fields = ("user", "linked_at")
+    search_fields = ("user__username", "user__last_name", "user__first_name")
+    ordering = ("user__username",)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return permissions.can_manage_accounts(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return permissions.can_manage_accounts(request.user)
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return permissions.can_manage_accounts(request.user)
+
+    def delete_model(self, request: HttpRequest, obj: models.LineLink) -> None:
+        from .services import notifications
+
+        notifications.line_link_remove(user=obj.user, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        for obj in queryset.select_related("user"):
+            self.delete_model(request, obj)
 
 
 @admin.register(models.Division)

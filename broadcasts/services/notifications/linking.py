@@ -160,8 +160,10 @@ def line_link_message(
 
 
 @transaction.atomic
-def line_link_remove(*, user: User) -> bool:
-    """The staff member stops LINE alerts to their account. Returns whether one was linked."""
+def line_link_remove(*, user: User, actor: User | None = None) -> bool:
+    """Stop LINE alerts to ``user``'s account: the staff member themselves, or a 管理者
+    (``actor``) when the phone was lost or the person left. Returns whether one was linked."""
+    actor = actor or user
     link = LineLink.objects.select_for_update().filter(user=user).first()
     if link is None:
         return False
@@ -169,9 +171,13 @@ def line_link_remove(*, user: User) -> bool:
     link.delete()
     audit_record(
         verb="line_unlinked",
-        actor=user,
-        comment="LINE アカウントの連携を解除しました。",
-        data={"line_user": suffix},
+        actor=actor,
+        comment=(
+            "LINE アカウントの連携を解除しました。"
+            if actor.pk == user.pk
+            else f"{user} の LINE アカウントの連携を解除しました（管理者による解除）。"
+        ),
+        data={"line_user": suffix, "user": user.pk},
     )
     return True
 

@@ -146,3 +146,31 @@ def test_unlink_from_the_page(client, boss, line_sandbox):
     assert response.status_code == 302
     assert not LineLink.objects.filter(user=boss).exists()
     assert BroadcastEvent.objects.filter(verb="line_unlinked", actor=boss).exists()
+
+
+def test_an_admin_removes_a_lost_phones_link_in_the_admin_with_an_audit_row(
+    client, boss, admin_user, line_sandbox
+):
+    link_line(line_sandbox, boss, 810_011)
+    link = LineLink.objects.get(user=boss)
+    changelist = reverse("admin:broadcasts_linelink_changelist")
+    # Only those who manage accounts see the links; a supervisor does not, even their own.
+    client.force_login(boss)
+    assert client.get(changelist).status_code in (302, 403)  # the admin's login, or refused
+    client.force_login(admin_user)
+    page = client.get(changelist)
+    assert page.status_code == 200
+    assert str(boss) in page.content.decode()
+    assert PHONE not in page.content.decode() and link.line_user_id not in page.content.decode()
+    response = client.post(
+        changelist,
+        {"action": "delete_selected", "_selected_action": [link.pk], "post": "yes"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert not LineLink.objects.filter(user=boss).exists()
+    event = BroadcastEvent.objects.get(verb="line_unlinked")
+    assert event.actor == admin_user
+    assert str(boss) in event.comment and "管理者" in event.comment
+    # Nobody adds or edits a link here: only the person links, with a code from their phone.
+    assert client.get(reverse("admin:broadcasts_linelink_add")).status_code == 403

@@ -334,33 +334,13 @@ def _act(stored: OfficialMessage, message: JmaMessage, *, now: dt.datetime) -> N
                 finding=finding.summary,
             )
             return
-        kind = Broadcast.Kind.CORRECTION if message.info_type == "訂正" else Broadcast.Kind.LIVE
         label = (
             "訂正"
-            if kind == Broadcast.Kind.CORRECTION
+            if message.info_type == "訂正"
             else ("解除" if finding.change == drafts.LIFTED else "続報")
         )
-        if kind == Broadcast.Kind.CORRECTION:
-            sent_label = format_jst(thread.sent_at or thread.approved_at or thread.created_at)
-            draft = drafts.DraftText(
-                title=draft.title,
-                text=drafts.correction_text(draft.text, sent_at_label=sent_label),
-            )
-        follow_up = _create(
-            plan.rule,
-            draft,
-            reason=f"{origin}（{label}）",
-            parent=thread,
-            kind=kind,
-            title_prefix=f"【{label}】",
-        )
-        _finish(
-            stored,
-            OUT.FOLLOW_UP,
-            f"配信済み・承認済みの配信の{label}を作成しました。",
-            broadcast=follow_up,
-            rule=plan.rule,
-            finding=finding.summary,
+        _follow_up(
+            stored, thread, plan.rule, draft, origin=origin, label=label, finding=finding.summary
         )
         return
     if finding.change == drafts.LIFTED:
@@ -374,6 +354,41 @@ def _act(stored: OfficialMessage, message: JmaMessage, *, now: dt.datetime) -> N
         return
     created = _create(plan.rule, draft, reason=origin, parent=None, kind=Broadcast.Kind.LIVE)
     _finish(stored, OUT.DRAFTED, "", broadcast=created, rule=plan.rule, finding=finding.summary)
+
+
+def _follow_up(
+    stored: OfficialMessage,
+    thread: Broadcast,
+    rule: OfficialRule,
+    draft: drafts.DraftText,
+    *,
+    origin: str,
+    label: str,
+    finding: str,
+) -> None:
+    """A linked 続報/解除/訂正 of what went out (or was approved), awaiting approval."""
+    kind = Broadcast.Kind.CORRECTION if label == "訂正" else Broadcast.Kind.LIVE
+    if kind == Broadcast.Kind.CORRECTION:
+        sent_label = format_jst(thread.sent_at or thread.approved_at or thread.created_at)
+        draft = drafts.DraftText(
+            title=draft.title, text=drafts.correction_text(draft.text, sent_at_label=sent_label)
+        )
+    follow_up = _create(
+        rule,
+        draft,
+        reason=f"{origin}（{label}）",
+        parent=thread,
+        kind=kind,
+        title_prefix=f"【{label}】",
+    )
+    _finish(
+        stored,
+        OUT.FOLLOW_UP,
+        f"配信済み・承認済みの配信の{label}を作成しました。",
+        broadcast=follow_up,
+        rule=rule,
+        finding=finding,
+    )
 
 
 def _cancel(stored: OfficialMessage, message: JmaMessage, thread: Broadcast | None) -> None:
@@ -583,28 +598,8 @@ def _act_on_mail(stored: OfficialMessage, mail: MailMessage) -> None:
             return
         if thread is not None and thread.status in GONE_OUT:
             label = mail.follow_up_label
-            kind = Broadcast.Kind.CORRECTION if label == "訂正" else Broadcast.Kind.LIVE
-            if kind == Broadcast.Kind.CORRECTION:
-                sent_label = format_jst(thread.sent_at or thread.approved_at or thread.created_at)
-                draft = drafts.DraftText(
-                    title=draft.title,
-                    text=drafts.correction_text(draft.text, sent_at_label=sent_label),
-                )
-            follow_up = _create(
-                rule,
-                draft,
-                reason=f"{reason}（{label}）",
-                parent=thread,
-                kind=kind,
-                title_prefix=f"【{label}】",
-            )
-            _finish(
-                stored,
-                OUT.FOLLOW_UP,
-                f"配信済み・承認済みの配信の{label}を作成しました。",
-                broadcast=follow_up,
-                rule=rule,
-                finding=mail.subject,
+            _follow_up(
+                stored, thread, rule, draft, origin=reason, label=label, finding=mail.subject
             )
             return
         created = _create(rule, draft, reason=reason, parent=None, kind=Broadcast.Kind.LIVE)

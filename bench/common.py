@@ -231,12 +231,15 @@ def make_followers(
     cat = Category.objects.get(code=category)
     through = Follower.categories.through
     if connection.vendor == "postgresql":
-        _copy_followers(user_ids, cat.pk)
+        _copy_followers(user_ids, cat.pk, 1 << cat.bit)
         user_ids = []  # done
     for start in range(0, len(user_ids), batch):
         with transaction.atomic():
             followers = Follower.objects.bulk_create(
-                [Follower(line_user_id=uid) for uid in user_ids[start : start + batch]]
+                [
+                    Follower(line_user_id=uid, category_bits=1 << cat.bit)
+                    for uid in user_ids[start : start + batch]
+                ]
             )
             if followers[0].pk is None:  # backends that do not return ids
                 followers = list(
@@ -250,7 +253,7 @@ def make_followers(
             cursor.execute(f"ANALYZE {Follower._meta.db_table}, {through._meta.db_table}")
 
 
-def _copy_followers(user_ids: Sequence[str], category_id: int) -> None:
+def _copy_followers(user_ids: Sequence[str], category_id: int, category_bits: int) -> None:
     """PostgreSQL: COPY the followers (ids from the table's identity) and subscribe them with
     one INSERT … SELECT: a million in ~20 s instead of minutes."""
     from django.db import connection, transaction
@@ -274,6 +277,8 @@ def _copy_followers(user_ids: Sequence[str], category_id: int) -> None:
                 row = []
                 for f in fields:
                     value = user_id if f.attname == "line_user_id" else defaults[f.attname]
+                    if f.attname == "category_bits":  # the row's copy of its subscription
+                        value = category_bits
                     if f.attname in json_fields and value is not None:
                         value = Jsonb(value)
                     row.append(value)

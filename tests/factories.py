@@ -26,6 +26,7 @@ from broadcasts.models import (
     MessageTemplate,
     User,
 )
+from broadcasts.models.bits import mask_of
 from tests.fixtures.users import PASSWORD
 
 
@@ -114,9 +115,13 @@ class FollowerFactory(factory.django.DjangoModelFactory):
     @factory.post_generation
     def categories(obj, create, extracted, **kwargs):
         if create and extracted:
-            obj.categories.set(
-                [c if isinstance(c, Category) else Category.objects.get(code=c) for c in extracted]
-            )
+            categories = [
+                c if isinstance(c, Category) else Category.objects.get(code=c) for c in extracted
+            ]
+            obj.categories.set(categories)
+            # the follower row's own copy, as the services keep it (models/bits.py)
+            obj.category_bits = mask_of(c.bit for c in categories)
+            obj.save(update_fields=["category_bits"])
 
 
 class BroadcastFactory(factory.django.DjangoModelFactory):

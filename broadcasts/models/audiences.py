@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from .bits import BitPositioned
 from .broadcast import Broadcast
 from .citizens import Follower
 
@@ -43,9 +44,11 @@ class _Choice(models.Model):
         return self.label
 
 
-class Area(_Choice):
+class Area(_Choice, BitPositioned):
     """An area of Kashiwa a citizen may choose (for area-targeted sends, e.g. an evacuation
     order). The list is the city's; the demo data is a small sample marked as such."""
+
+    BITS_FIELD = "area_bits"
 
     is_sample = models.BooleanField(
         _("サンプル"),
@@ -58,8 +61,10 @@ class Area(_Choice):
         verbose_name_plural = _("地区")
 
 
-class AgeGroup(_Choice):
+class AgeGroup(_Choice, BitPositioned):
     """A children's age group (妊娠中, 0–2歳, ...)."""
+
+    BITS_FIELD = "age_group_bits"
 
     class Meta(_Choice.Meta):
         verbose_name = _("子どもの年齢区分")

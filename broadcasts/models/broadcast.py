@@ -9,10 +9,13 @@ from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
 from .accounts import Division
+from .bits import BitPositioned
 
 
-class Category(models.Model):
+class Category(BitPositioned):
     """The eleven information categories of policy 4(1), seeded by a data migration."""
+
+    BITS_FIELD = "category_bits"
 
     code = models.SlugField(_("コード"), max_length=40, unique=True)
     label = models.CharField(_("名称"), max_length=60)

@@ -16,8 +16,17 @@ class Follower(models.Model):
 
     personal_data = PersonalData(
         subject="市民",
-        fields=("line_user_id", "followed_at", "unfollowed_at", "categories"),
-        purpose="お知らせを届ける相手と、選んだ受信カテゴリ（受信設定）",
+        fields=(
+            "line_user_id",
+            "followed_at",
+            "unfollowed_at",
+            "categories",
+            "category_bits",
+            "area_bits",
+            "age_group_bits",
+            "language",
+        ),
+        purpose="お知らせを届ける相手と、選んだ受信カテゴリ・地区・子どもの年齢・言語（受信設定）",
         retention="削除の仕組みはありません（ブロックされた後も、再び友だち追加されたときに設定を戻すため残ります）",
     )
 
@@ -26,6 +35,21 @@ class Follower(models.Model):
     unfollowed_at = models.DateTimeField(_("ブロック日時"), null=True, blank=True)
     categories = models.ManyToManyField(Category, verbose_name=_("受信カテゴリ"), blank=True)
     is_staff_test_recipient = models.BooleanField(_("職員テスト受信者"), default=False)
+    # The citizen's choices once more, on their own row, for counting (issue 16): one bit per
+    # option (``models/bits.py``), written by the services with the choice tables and rebuilt
+    # from them by ``followers_bits_rebuild``. The choice tables stay the truth.
+    category_bits = models.BigIntegerField(_("受信カテゴリ（集計用）"), default=0, editable=False)
+    area_bits = models.BigIntegerField(_("地区（集計用）"), default=0, editable=False)
+    age_group_bits = models.BigIntegerField(_("子どもの年齢（集計用）"), default=0, editable=False)
+    language = models.ForeignKey(
+        "broadcasts.Language",
+        verbose_name=_("言語（集計用）"),
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
 
     class Meta:
         verbose_name = _("友だち")

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 
 from ..models import (
     AgeGroup,
@@ -27,6 +27,7 @@ from ..models import (
     Area,
     Broadcast,
     BroadcastAudience,
+    Category,
     Follower,
     FollowerAgeGroup,
     FollowerArea,
@@ -35,7 +36,8 @@ from ..models import (
     LineFeatureRefusal,
 )
 from ..models.audiences import BASE_LANGUAGE
-from .citizens import followers_for_audience
+from ..models.bits import mask_of
+from .citizens import followers_active
 
 AGGREGATION_FEATURE = "custom_aggregation_units"
 
@@ -114,41 +116,55 @@ def hash_part(broadcast: Broadcast) -> dict[str, Any] | None:
     }
 
 
-def _dimension(through: Any, column: str, ids: Iterable[int], include_unset: bool) -> Q:
-    """Followers who chose one of ``ids`` (or, with ``include_unset``, chose nothing in this
-    dimension). Uncorrelated ``IN`` subqueries: PostgreSQL hashes each once ("hashed
-    SubPlan") and probes it per follower, where an ``OR`` of correlated ``EXISTS`` was run
-    per follower (seconds at 100,000 followers; bench/audiences)."""
-    chosen = Q(pk__in=through.objects.filter(**{f"{column}__in": list(ids)}).values("follower_id"))
-    if not include_unset:
-        return chosen
-    return chosen | ~Q(pk__in=through.objects.values("follower_id"))
+def _mask(model: Any, ids: Iterable[int]) -> int:
+    return mask_of(model.objects.filter(pk__in=list(ids)).values_list("bit", flat=True))
+
+
+def _hits(column: str, mask: int) -> Any:
+    """``column & mask``: positive when the follower chose one of the mask's options (the
+    masks use positions 0–62, so a hit is never negative)."""
+    return F(column).bitand(mask)
 
 
 def followers_for_spec(spec: AudienceSpec) -> QuerySet[Follower]:
-    """The active followers a broadcast with this audience reaches."""
-    followers = followers_for_audience(spec.audience, spec.category_ids)
+    """The active followers a broadcast with this audience reaches: the one query builder
+    behind the count the screens show and the recipients the sender reads.
+
+    Over the follower row's own columns (``models/bits.py``), one scan with bit tests::
+
+        category_bits & :categories <> 0                      (category subscribers)
+        AND (area_bits & :areas <> 0 OR (:include_unset AND area_bits = 0))
+        AND (age_group_bits & :ages <> 0 OR (:include_unset AND age_group_bits = 0))
+        AND (language_id IN :languages OR (:ja_included AND language_id IS NULL))
+
+    (each line only when that dimension narrows)."""
+    followers = followers_active()
     if spec.audience == Broadcast.Audience.STAFF_TEST:
-        return followers
+        return followers.filter(is_staff_test_recipient=True)
+    if spec.audience == Broadcast.Audience.SUBSCRIBERS:
+        mask = _mask(Category, spec.category_ids)
+        followers = followers.alias(category_hit=_hits("category_bits", mask)).filter(
+            category_hit__gt=0
+        )
     if spec.area_ids:
-        followers = followers.filter(
-            _dimension(FollowerArea, "area_id", spec.area_ids, spec.include_unset)
-        )
+        mask = _mask(Area, spec.area_ids)
+        chosen = Q(area_hit__gt=0)
+        if spec.include_unset:
+            chosen |= Q(area_bits=0)
+        followers = followers.alias(area_hit=_hits("area_bits", mask)).filter(chosen)
     if spec.age_group_ids:
-        followers = followers.filter(
-            _dimension(FollowerAgeGroup, "age_group_id", spec.age_group_ids, spec.include_unset)
-        )
+        mask = _mask(AgeGroup, spec.age_group_ids)
+        chosen = Q(age_hit__gt=0)
+        if spec.include_unset:
+            chosen |= Q(age_group_bits=0)
+        followers = followers.alias(age_hit=_hits("age_group_bits", mask)).filter(chosen)
     if spec.language_codes:
         language_ids = list(
             Language.objects.filter(code__in=spec.language_codes).values_list("pk", flat=True)
         )
-        chosen = Q(
-            pk__in=FollowerLanguage.objects.filter(language_id__in=language_ids).values(
-                "follower_id"
-            )
-        )
+        chosen = Q(language_id__in=language_ids)
         if BASE_LANGUAGE in spec.language_codes:
-            chosen = chosen | ~Q(pk__in=FollowerLanguage.objects.values("follower_id"))
+            chosen |= Q(language_id=None)
         followers = followers.filter(chosen)
     return followers
 
@@ -164,24 +180,24 @@ class AudienceCount:
 
 def audience_count(spec: AudienceSpec) -> AudienceCount:
     """How many followers the audience reaches, and how many get each version. One
-    aggregate query (grouped by chosen language)."""
-    rows = (
-        followers_for_spec(spec)
-        .order_by()
-        .values("language_choice__language__code")
-        .annotate(n=Count("id"))
-    )
+    aggregate query (grouped by the follower row's language id)."""
+    rows = followers_for_spec(spec).order_by().values("language_id").annotate(n=Count("id"))
+    codes = _language_codes()
     per: dict[str, int] = {BASE_LANGUAGE: 0}
     total = 0
     variants = set(spec.variant_codes)
     for row in rows:
-        code = row["language_choice__language__code"]
+        code = codes.get(row["language_id"])
         key = code if code in variants else BASE_LANGUAGE
         per[key] = per.get(key, 0) + row["n"]
         total += row["n"]
     for code in variants:
         per.setdefault(code, 0)
     return AudienceCount(total=total, per_variant=per)
+
+
+def _language_codes() -> dict[int | None, str]:
+    return dict(Language.objects.values_list("pk", "code"))
 
 
 def broadcast_recipient_count(broadcast: Broadcast) -> int:
@@ -191,27 +207,37 @@ def broadcast_recipient_count(broadcast: Broadcast) -> int:
 
 
 def all_friends_count() -> int:
-    return followers_for_audience(Broadcast.Audience.ALL, ()).count()
+    return followers_active().count()
 
 
-def recipient_stream(spec: AudienceSpec, chunk_size: int = 500) -> Iterator[tuple[str, list[str]]]:
-    """``(version, user ids)`` chunks, each version's chunks filled in follower order. One
-    query: every follower appears once, in exactly one version."""
+def recipient_stream(
+    spec: AudienceSpec, chunk_size: int = 500, page_size: int = 5000
+) -> Iterator[tuple[str, list[str]]]:
+    """``(version, user ids)`` chunks, each version's chunks filled in follower order.
+
+    The recipients are read with the count's query builder, a page at a time in id order
+    (keyset: ``id > last``; no server-side cursor held across the pages), each row with its
+    language, so every follower appears in exactly one page and one version."""
     variants = set(spec.variant_codes)
-    rows = (
-        followers_for_spec(spec)
-        .order_by("id")
-        .values_list("line_user_id", "language_choice__language__code")
-        .iterator(chunk_size=2000)
-    )
+    codes = _language_codes()
+    query = followers_for_spec(spec).order_by("id")
     buckets: dict[str, list[str]] = {}
-    for user_id, code in rows:
-        key = code if code in variants else BASE_LANGUAGE
-        bucket = buckets.setdefault(key, [])
-        bucket.append(user_id)
-        if len(bucket) == chunk_size:
-            yield key, bucket
-            buckets[key] = []
+    last = 0
+    while True:
+        page = list(
+            query.filter(id__gt=last).values_list("id", "line_user_id", "language_id")[:page_size]
+        )
+        for _pk, user_id, language_id in page:
+            code = codes.get(language_id)
+            key = code if code in variants else BASE_LANGUAGE
+            bucket = buckets.setdefault(key, [])
+            bucket.append(user_id)
+            if len(bucket) == chunk_size:
+                yield key, bucket
+                buckets[key] = []
+        if len(page) < page_size:
+            break
+        last = page[-1][0]
     for key in sorted(buckets):
         if buckets[key]:
             yield key, buckets[key]

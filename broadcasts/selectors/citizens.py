@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import QuerySet
 
-from ..models import Broadcast, Follower
+from ..models import Follower
 
 
 def followers_active() -> QuerySet[Follower]:
@@ -15,20 +15,13 @@ def followers_active() -> QuerySet[Follower]:
 
 def followers_for_audience(audience: str, category_ids: Iterable[int]) -> QuerySet[Follower]:
     """Who a broadcast reaches. ALL is sent with the broadcast API, so this is an estimate
-    from our follower table; the others are exactly the multicast recipients."""
-    active = followers_active()
-    if audience == Broadcast.Audience.STAFF_TEST:
-        return active.filter(is_staff_test_recipient=True)
-    if audience == Broadcast.Audience.SUBSCRIBERS:
-        through = Follower.categories.through
-        return active.filter(
-            Exists(
-                through.objects.filter(
-                    follower_id=OuterRef("pk"), category_id__in=list(category_ids)
-                )
-            )
-        )
-    return active
+    from our follower table; the others are exactly the multicast recipients. The same query
+    builder as a targeted audience's (``audiences.followers_for_spec``), without narrowing."""
+    from .audiences import AudienceSpec, followers_for_spec
+
+    return followers_for_spec(
+        AudienceSpec(audience=audience, category_ids=tuple(sorted(category_ids)))
+    )
 
 
 def recipient_count(audience: str, category_ids: Iterable[int]) -> int:

@@ -12,7 +12,8 @@ import logging
 import re
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import F
 
 from .. import permissions
 from ..audience_defaults import FOLLOW_UP_TEXTS
@@ -46,6 +47,7 @@ from ..models.audiences import (
     AGGREGATION_UNITS_PER_MONTH,
     BASE_LANGUAGE,
 )
+from ..models.bits import BitPositioned, bits_free, no_free_bit_message
 from ..schedule import jst_date
 from ..selectors import audiences as audience_selectors
 from .audit import audit_record
@@ -68,6 +70,8 @@ def choice_save(*, choice: Area | AgeGroup | Language, actor: User) -> None:
             [Problem("is_active", "日本語は外せません（すべての配信の基本です）。")]
         )
     model = type(choice)
+    if choice.pk is None and isinstance(choice, BitPositioned) and not bits_free(model):
+        raise BroadcastInvalid([Problem("bit", no_free_bit_message(model))])
     before = (
         model.objects.filter(pk=choice.pk)
         .values("code", "label", "sort_order", "is_active")
@@ -93,7 +97,61 @@ def choice_save(*, choice: Area | AgeGroup | Language, actor: User) -> None:
     )
 
 
+@transaction.atomic
+def choice_delete(*, choice: Area | AgeGroup, actor: User) -> None:
+    """Delete an area or age group nobody's broadcast refers to (the admin offers it only
+    then), with an audit row. Citizens who chose it lose that choice, and its position is
+    cleared from every follower's mask before the row goes, so an option created later in
+    that position starts with nobody."""
+    model = type(choice)
+    if BroadcastAudience.objects.filter(**{_AUDIENCE_FIELD[model]: choice}).exists():
+        raise BroadcastInvalid(
+            [
+                Problem(
+                    "id",
+                    f"この{model._meta.verbose_name}を対象にした配信があるため削除できません。"
+                    "「選択肢に表示する」を外してください。",
+                )
+            ]
+        )
+    chosen_by = _CHOICE_TABLE[model].objects.filter(**{_CHOICE_FIELD[model]: choice}).count()
+    if choice.bit is not None:
+        mask = 1 << choice.bit
+        field = model.BITS_FIELD
+        Follower.objects.alias(hit=F(field).bitand(mask)).filter(hit__gt=0).update(
+            **{field: F(field).bitand(~mask)}
+        )
+    data = {"model": model._meta.model_name, "id": choice.pk, "code": choice.code}
+    choice.delete()
+    audit_record(verb="audience_choice_deleted", actor=actor, data={**data, "chosen_by": chosen_by})
+
+
+def choice_delete_allowed(choice: Area | AgeGroup) -> bool:
+    """Whether no broadcast's audience refers to the option (so it may be deleted)."""
+    return not BroadcastAudience.objects.filter(**{_AUDIENCE_FIELD[type(choice)]: choice}).exists()
+
+
+_AUDIENCE_FIELD: dict[type, str] = {Area: "areas", AgeGroup: "age_groups"}
+_CHOICE_TABLE: dict[type, Any] = {Area: FollowerArea, AgeGroup: FollowerAgeGroup}
+_CHOICE_FIELD: dict[type, str] = {Area: "area", AgeGroup: "age_group"}
+
+
 # --- a citizen's choices ---------------------------------------------------------------------
+#
+# Each write keeps the follower's own row in step with the choice tables: a bit set or
+# cleared in one UPDATE (``mask | bit``, ``mask & ~bit``: two taps at once both land), the
+# language id copied. ``followers_bits_rebuild`` recomputes everything from the tables.
+
+
+def follower_mask_change(*, follower: Follower, field: str, add: int = 0, remove: int = 0) -> None:
+    """Set ``add``'s bits and clear ``remove``'s in one of the follower's masks."""
+    value: Any = F(field)
+    if add:
+        value = value.bitor(add)
+    if remove:
+        value = value.bitand(~remove)
+    Follower.objects.filter(pk=follower.pk).update(**{field: value})
+    follower.refresh_from_db(fields=[field])
 
 
 def follower_area_set(*, follower: Follower, code: str, chosen: bool) -> Area | None:
@@ -101,10 +159,14 @@ def follower_area_set(*, follower: Follower, code: str, chosen: bool) -> Area | 
     area = Area.objects.filter(code=code, is_active=True).first()
     if area is None:
         return None
-    if chosen:
-        FollowerArea.objects.get_or_create(follower=follower, area=area)
-    else:
-        FollowerArea.objects.filter(follower=follower, area=area).delete()
+    mask = 1 << area.bit if area.bit is not None else 0
+    with transaction.atomic():
+        if chosen:
+            FollowerArea.objects.get_or_create(follower=follower, area=area)
+            follower_mask_change(follower=follower, field="area_bits", add=mask)
+        else:
+            FollowerArea.objects.filter(follower=follower, area=area).delete()
+            follower_mask_change(follower=follower, field="area_bits", remove=mask)
     return area
 
 
@@ -112,29 +174,97 @@ def follower_age_group_set(*, follower: Follower, code: str, chosen: bool) -> Ag
     group = AgeGroup.objects.filter(code=code, is_active=True).first()
     if group is None:
         return None
-    if chosen:
-        FollowerAgeGroup.objects.get_or_create(follower=follower, age_group=group)
-    else:
-        FollowerAgeGroup.objects.filter(follower=follower, age_group=group).delete()
+    mask = 1 << group.bit if group.bit is not None else 0
+    with transaction.atomic():
+        if chosen:
+            FollowerAgeGroup.objects.get_or_create(follower=follower, age_group=group)
+            follower_mask_change(follower=follower, field="age_group_bits", add=mask)
+        else:
+            FollowerAgeGroup.objects.filter(follower=follower, age_group=group).delete()
+            follower_mask_change(follower=follower, field="age_group_bits", remove=mask)
     return group
 
 
 def follower_language_set(*, follower: Follower, code: str | None) -> Language | None:
     """Set the follower's language; ``None`` removes it (they get 日本語, as before)."""
     if code is None:
-        FollowerLanguage.objects.filter(follower=follower).delete()
+        with transaction.atomic():
+            FollowerLanguage.objects.filter(follower=follower).delete()
+            Follower.objects.filter(pk=follower.pk).update(language=None)
+        follower.language_id = None
         return None
     language = Language.objects.filter(code=code, is_active=True).first()
     if language is None:
         return None
-    FollowerLanguage.objects.update_or_create(follower=follower, defaults={"language": language})
+    with transaction.atomic():
+        FollowerLanguage.objects.update_or_create(
+            follower=follower, defaults={"language": language}
+        )
+        Follower.objects.filter(pk=follower.pk).update(language=language)
+    follower.language_id = language.pk
     return language
 
 
 def follower_choices_clear(*, follower: Follower, dimension: str) -> None:
     """Remove every choice in one dimension (``area``, ``age`` or ``language``)."""
     model = {"area": FollowerArea, "age": FollowerAgeGroup, "language": FollowerLanguage}[dimension]
-    model.objects.filter(follower=follower).delete()
+    column = {"area": "area_bits", "age": "age_group_bits", "language": "language"}[dimension]
+    with transaction.atomic():
+        model.objects.filter(follower=follower).delete()
+        value = None if dimension == "language" else 0
+        Follower.objects.filter(pk=follower.pk).update(**{column: value})
+    follower.refresh_from_db(fields=[column])
+
+
+def followers_bits_rebuild(*, follower_ids: list[int] | None = None) -> None:
+    """Recompute the followers' masks and language ids from the choice tables (all
+    followers, or only ``follower_ids``): one set-based ``UPDATE … FROM`` per dimension,
+    writing only the rows that differ (SQLite ≥ 3.33 and PostgreSQL). For repairs and bulk
+    loads; migration 0016 does the same with its own copy of the SQL."""
+    from ..models import Category
+
+    follower = Follower._meta.db_table
+    where, params = "", []
+    if follower_ids is not None:
+        if not follower_ids:
+            return
+        where = f" WHERE f.id IN ({', '.join(['%s'] * len(follower_ids))})"
+        params = list(follower_ids)
+    dimensions = (
+        (
+            "category_bits",
+            Follower.categories.through._meta.db_table,
+            "category_id",
+            Category._meta.db_table,
+        ),
+        ("area_bits", FollowerArea._meta.db_table, "area_id", Area._meta.db_table),
+        (
+            "age_group_bits",
+            FollowerAgeGroup._meta.db_table,
+            "age_group_id",
+            AgeGroup._meta.db_table,
+        ),
+    )
+    with connection.cursor() as cursor:
+        for column, through, option_column, options in dimensions:
+            cursor.execute(
+                f"UPDATE {follower} SET {column} = s.bits FROM ("  # noqa: S608 - our names
+                "SELECT f.id AS fid, CAST(COALESCE(SUM(CAST(1 AS BIGINT) << o.bit), 0) AS BIGINT)"
+                f" AS bits FROM {follower} f"
+                f" LEFT JOIN {through} c ON c.follower_id = f.id"
+                f" LEFT JOIN {options} o ON o.id = c.{option_column}"
+                f"{where} GROUP BY f.id) s"
+                f" WHERE s.fid = {follower}.id AND {follower}.{column} <> s.bits",
+                params,
+            )
+        cursor.execute(
+            f"UPDATE {follower} SET language_id = s.lid FROM ("  # noqa: S608 - our names
+            f"SELECT f.id AS fid, c.language_id AS lid FROM {follower} f"
+            f" LEFT JOIN {FollowerLanguage._meta.db_table} c ON c.follower_id = f.id{where}) s"
+            f" WHERE s.fid = {follower}.id"
+            f" AND COALESCE({follower}.language_id, 0) <> COALESCE(s.lid, 0)",
+            params,
+        )
 
 
 # --- 受信設定 in LINE: postbacks and the menus they answer with -------------------------------

@@ -20,6 +20,7 @@ from broadcasts.models import (
     FollowerLanguage,
 )
 from broadcasts.services import broadcast_create
+from broadcasts.services.audiences import followers_bits_rebuild
 from line_sandbox import follow_event, text_message_event
 from line_sandbox.state import synthetic_user_id
 from tests.fixtures.browser import assert_accessible, login_as, url
@@ -101,6 +102,7 @@ def test_the_recipient_count_follows_the_choices_before_saving(
         f.categories.add(category)
         if i < 3:
             FollowerArea.objects.create(follower=f, area=nanbu)
+    followers_bits_rebuild()  # the choices were written in bulk, not through the services
     broadcast = broadcast_create(
         author=drafter,
         title="避難所の開設",

@@ -20,6 +20,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from broadcasts import roles, services
 from broadcasts.models import Broadcast, Category, Division, Follower, User
+from broadcasts.services.audiences import followers_bits_rebuild
 from line_sandbox.state import synthetic_user_id
 
 DEMO_USERS = (
@@ -114,6 +115,7 @@ class Command(BaseCommand):
             )
             follower.categories.set(rng.sample(categories, k=rng.randint(1, 4)))
             self._demo_choices(follower, rng)
+        followers_bits_rebuild()  # the demo's choices, written in bulk, onto the follower rows
 
     def _demo_choices(self, follower: Follower, rng: random.Random) -> None:
         """Demo only: some followers chose a sample area, an age group or a language in

@@ -14,6 +14,7 @@ from ...models import (
     Category,
     Follower,
 )
+from ...models.bits import mask_of
 from .. import audiences
 
 logger = logging.getLogger(__name__)
@@ -53,15 +54,21 @@ def followers_follow(
             follower.followed_at = at
             follower.unfollowed_at = None
             follower.save(update_fields=["followed_at", "unfollowed_at"])
+    if category_ids is None and any(u not in followers for u in follows):
+        category_ids = list(Category.objects.values_list("pk", flat=True))
+    category_bits = mask_of(
+        Category.objects.filter(pk__in=category_ids or []).values_list("bit", flat=True)
+    )
     new = [
-        Follower(line_user_id=u, followed_at=at) for u, at in follows.items() if u not in followers
+        Follower(line_user_id=u, followed_at=at, category_bits=category_bits)
+        for u, at in follows.items()
+        if u not in followers
     ]
     if new:
         created = Follower.objects.bulk_create(new)
         if any(f.pk is None for f in created):  # a database that does not return new ids
             created = list(Follower.objects.filter(line_user_id__in=[f.line_user_id for f in new]))
-        if category_ids is None:
-            category_ids = list(Category.objects.values_list("pk", flat=True))
+        category_ids = category_ids or []
         through = Follower.categories.through
         through.objects.bulk_create(
             [through(follower_id=f.pk, category_id=pk) for f in created for pk in category_ids]
@@ -89,15 +96,23 @@ def subscription_set(*, follower: Follower, category_code: str, subscribed: bool
     category = Category.objects.filter(code=category_code).first()
     if category is None:
         return False
-    if subscribed:
-        follower.categories.add(category)
-    else:
-        follower.categories.remove(category)
+    mask = mask_of([category.bit])
+    with transaction.atomic():
+        if subscribed:
+            follower.categories.add(category)
+            audiences.follower_mask_change(follower=follower, field="category_bits", add=mask)
+        else:
+            follower.categories.remove(category)
+            audiences.follower_mask_change(follower=follower, field="category_bits", remove=mask)
     return True
 
 
 def subscription_set_all(*, follower: Follower, subscribed: bool) -> None:
-    follower.categories.set(Category.objects.all() if subscribed else [])
+    categories = list(Category.objects.all()) if subscribed else []
+    with transaction.atomic():
+        follower.categories.set(categories)
+        follower.category_bits = mask_of(c.bit for c in categories)
+        follower.save(update_fields=["category_bits"])
 
 
 def postback_handle(

@@ -69,6 +69,7 @@ def town(db, line_sandbox):
         code = {0: "en", 1: "zh", 2: "ko"}.get(i % 4)
         if code:
             FollowerLanguage.objects.create(follower=f, language=langs[code])
+    audiences.followers_bits_rebuild()  # the choices were written in bulk, not through the services
     return ids
 
 

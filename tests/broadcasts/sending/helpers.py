@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from broadcasts import selectors, services
 from broadcasts.models import Broadcast, Category, Follower, User
+from broadcasts.models.bits import mask_of
 
 JST = ZoneInfo("Asia/Tokyo")
 
@@ -65,7 +66,11 @@ def make_followers(
     cats = list(Category.objects.filter(code__in=categories or ["childcare_education"]))
     followers = Follower.objects.bulk_create(
         [
-            Follower(line_user_id=uid, is_staff_test_recipient=index < staff)
+            Follower(
+                line_user_id=uid,
+                is_staff_test_recipient=index < staff,
+                category_bits=mask_of(c.bit for c in cats),
+            )
             for index, uid in enumerate(user_ids)
         ]
     )

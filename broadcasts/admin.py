@@ -193,8 +193,8 @@ class DivisionAdmin(admin.ModelAdmin):
 
 @admin.register(models.Category)
 class CategoryAdmin(admin.ModelAdmin):
-    list_display = ("label", "code", "sort_order", "color", "is_emergency_default")
-    readonly_fields = ("code",)
+    list_display = ("label", "code", "sort_order", "color", "is_emergency_default", "bit")
+    readonly_fields = ("code", "bit")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # the eleven categories are fixed by policy 4(1)
@@ -622,18 +622,45 @@ class PolicyVersionAdmin(_AuditedDeleteMixin, admin.ModelAdmin):
                 )
 
 
+class _ChoiceForm(forms.ModelForm):
+    """Refuses a new area or age group when its list has no 集計番号 left (a form error, not
+    a server error)."""
+
+    def clean(self) -> dict[str, Any]:
+        from .models.bits import BitPositioned, bits_free, no_free_bit_message
+
+        cleaned = super().clean()
+        model = type(self.instance)
+        if self.instance.pk is None and issubclass(model, BitPositioned) and not bits_free(model):
+            raise forms.ValidationError(no_free_bit_message(model))
+        return cleaned
+
+
 class _ChoiceAdmin(admin.ModelAdmin):
     """Areas, age groups and languages citizens choose from (issue 16): edited by 管理者,
-    audited, never deleted (uncheck 「選択肢に表示する」 to retire one)."""
+    audited. Uncheck 「選択肢に表示する」 to retire one; an area or age group no broadcast
+    refers to may also be deleted (through the service, which clears it from the followers'
+    集計 columns). Each area and age group shows its 集計番号 (fixed, 0–62)."""
 
-    list_display: tuple[str, ...] = ("label", "code", "sort_order", "is_active")
+    form = _ChoiceForm
+    list_display: tuple[str, ...] = ("label", "code", "sort_order", "is_active", "bit")
     list_editable = ("sort_order", "is_active")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
-        return ("code",) if obj is not None else ()
+        bit = ("bit",) if hasattr(self.model, "BITS_FIELD") else ()
+        return ("code", *bit) if obj is not None else bit
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
+        from .services import audiences
+
+        if obj is None or not isinstance(obj, (models.Area, models.AgeGroup)):
+            return False  # no bulk deletion; languages are never deleted
+        return super().has_delete_permission(request, obj) and audiences.choice_delete_allowed(obj)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        from .services import audiences
+
+        audiences.choice_delete(choice=obj, actor=request.user)
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         from .services import audiences
@@ -647,7 +674,7 @@ class _ChoiceAdmin(admin.ModelAdmin):
 
 @admin.register(models.Area)
 class AreaAdmin(_ChoiceAdmin):
-    list_display = ("label", "code", "sort_order", "is_active", "is_sample")
+    list_display = ("label", "code", "sort_order", "is_active", "is_sample", "bit")
 
 
 @admin.register(models.AgeGroup)

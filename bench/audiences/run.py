@@ -163,8 +163,8 @@ def count_queries(args: Any, data: dict[str, Any], rng: random.Random) -> list[f
 
 
 def baseline_queries(args: Any) -> list[float]:
-    """The same number of counts of the category's subscribers alone (what the composer
-    counted before issue 16): the floor the machine's load puts under any audience count."""
+    """The same number of counts of the category's subscribers alone (the composer's count,
+    over ``category_bits`` too): the floor the machine's load puts under any count."""
     from broadcasts import selectors
     from broadcasts.models import Category
 
@@ -272,7 +272,7 @@ def measure(args: Any, db: common.BenchDatabase, sandbox: Any) -> str:
     )
     say(f"p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {max(times):.1f} ms")
     say(
-        f"baseline, the category's subscribers only (the count before issue 16): p50 "
+        f"baseline, the category's subscribers only (the composer's count): p50 "
         f"{common.percentile(base, 50):.1f} ms, p95 {common.percentile(base, 95):.1f} ms; "
         f"load average before: {load_before} on {os.cpu_count()} CPUs"
     )

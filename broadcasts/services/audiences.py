@@ -24,7 +24,7 @@ from ..content import (
     check_messages,
     message_texts,
 )
-from ..line.errors import LineError, LinePermanentError
+from ..line.errors import LineError, LinePermanentError, LineQuotaExceededError
 from ..line.gateway import LineGateway, UnitStats, get_gateway
 from ..models import (
     AgeGroup,
@@ -715,6 +715,43 @@ def aggregation_unit_assign(
         skipped_reason=reason,
         created_at=now,
     )
+
+
+def aggregation_unit_refused(exc: LinePermanentError) -> bool:
+    """Whether LINE refused a multicast for its ``customAggregationUnits`` (not for its
+    message): a 403 (the account may not use units) or a 400 naming the units (e.g. the
+    month's unit names used up on LINE's side)."""
+    if isinstance(exc, LineQuotaExceededError):
+        return False
+    if exc.status == 403:
+        return True
+    if exc.status != 400:
+        return False
+    texts = [exc.message] + [f"{d.get('property', '')} {d.get('message', '')}" for d in exc.details]
+    return any("aggregation" in text.lower() for text in texts)
+
+
+def aggregation_unit_drop(broadcast: Broadcast, exc: LinePermanentError) -> None:
+    """The send goes on without the unit (called from a sending thread: it only changes the
+    send's in-memory state; ``aggregation_unit_drop_record`` writes it down)."""
+    broadcast._aggregation_unit_name = ""  # type: ignore[attr-defined]
+    broadcast._aggregation_unit_refusal = (exc.status, exc.describe())  # type: ignore[attr-defined]
+
+
+def aggregation_unit_drop_record(broadcast: Broadcast, *, now: dt.datetime) -> None:
+    """Write down, once, that LINE refused the unit during this send: the broadcast's unit
+    row says why its statistics come without it, and a 403 (the feature refused for the
+    account) is recorded for 運用状況, so later sends do not ask again."""
+    refusal = getattr(broadcast, "_aggregation_unit_refusal", None)
+    if refusal is None:
+        return
+    broadcast._aggregation_unit_refusal = None  # type: ignore[attr-defined]
+    status, message = refusal
+    AggregationUnit.objects.filter(broadcast=broadcast).exclude(name="").update(
+        name="", skipped_reason=f"LINE が集計単位を受け付けませんでした（{message}）"[:200]
+    )
+    if status == 403:
+        aggregation_refusal_record(message=message, now=now)
 
 
 def aggregation_refusal_record(*, message: str, now: dt.datetime) -> None:

@@ -223,13 +223,24 @@ def _call(
             retry_key=delivery.retry_key,
             notification_disabled=broadcast.notification_disabled,
         )
-    return gateway.multicast(
-        to=delivery.recipients,
-        messages=audiences.delivery_messages(broadcast, delivery),
-        retry_key=delivery.retry_key,
-        notification_disabled=broadcast.notification_disabled,
-        aggregation_unit=audiences.delivery_aggregation_unit(broadcast),
-    )
+    unit = audiences.delivery_aggregation_unit(broadcast)
+    request = {
+        "to": delivery.recipients,
+        "messages": audiences.delivery_messages(broadcast, delivery),
+        "retry_key": delivery.retry_key,
+        "notification_disabled": broadcast.notification_disabled,
+    }
+    try:
+        return gateway.multicast(**request, aggregation_unit=unit)
+    except LinePermanentError as exc:
+        if not unit or not audiences.aggregation_unit_refused(exc):
+            raise
+        # LINE refused the statistics key, not the message: this request was not accepted,
+        # so it goes once more with the same retry key and without the unit; the send's
+        # next requests go without it too, and the refusal is recorded by the recording
+        # thread (``_send_round``).
+        audiences.aggregation_unit_drop(broadcast, exc)
+        return gateway.multicast(**request, aggregation_unit="")
 
 
 def _record_accepted(
@@ -358,6 +369,7 @@ def _send_round(
                 )
         top_up()  # the next requests leave before this batch is written
         with transaction.atomic():
+            audiences.aggregation_unit_drop_record(broadcast, now=now)
             count = _record_accepted(broadcast, accepted, now)
             for delivery, exc, status in attempts:
                 _record_attempt(delivery, exc, now, status)

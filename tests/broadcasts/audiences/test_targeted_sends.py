@@ -339,6 +339,71 @@ def test_when_line_refuses_units_the_send_goes_on_and_it_is_recorded_once(
     assert stats.delivered == 60
 
 
+MULTICAST = "/v2/bot/message/multicast"
+USAGE = "/v2/bot/message/aggregation/info"
+
+
+def test_a_multicast_refused_for_its_unit_goes_once_more_without_it_under_its_retry_key(
+    town, drafter, reviewer, line_sandbox, in_window
+):
+    # LINE's usage endpoint is down as the send starts, so the send gets a unit; then LINE
+    # refuses the unit on the multicast itself (403: units need a corporate application).
+    line_sandbox.state.set_fault(USAGE, 500, count=None)
+    line_sandbox.state.configure(aggregation_units_allowed=False)
+    b = submitted_and_approved(drafted(drafter, variants={"en": EN}), drafter, reviewer)
+    assert send_now(b).status == "sent"
+
+    accepted = line_sandbox.state.deliveries(endpoint="multicast")
+    assert all(d.aggregation_units == () for d in accepted)
+    got = Counter(uid for d in accepted for uid in d.recipients)
+    assert set(got) == set(town) and set(got.values()) == {1}  # everyone once
+    refused = [r for r in line_sandbox.requests() if r.path == MULTICAST and r.status == 403]
+    assert 1 <= len(refused) <= 2  # the requests already in flight, each retried once
+    assert {r.retry_key for r in refused} <= {d.retry_key for d in accepted}
+    assert LineFeatureRefusal.objects.count() == 1
+    unit = AggregationUnit.objects.get(broadcast=b)
+    assert unit.name == "" and "受け付けませんでした" in unit.skipped_reason
+    b.refresh_from_db()
+    assert b.deliveries_accepted == b.deliveries_total == 2
+
+    # the next send does not try the unit again
+    second = submitted_and_approved(drafted(drafter), drafter, reviewer)
+    assert send_now(second).status == "sent"
+    assert [r for r in line_sandbox.requests() if r.status == 403] == refused
+    assert LineFeatureRefusal.objects.count() == 1
+
+
+def test_a_multicast_refused_for_the_months_units_goes_without_and_is_not_a_refusal(
+    town, drafter, reviewer, line_sandbox, in_window
+):
+    """LINE's own count of unit names is used up (another system on the channel): a 400
+    naming the units. This send goes without; units are not switched off for later sends."""
+    with line_sandbox.state.lock:
+        line_sandbox.state.aggregation_units_per_month = 0
+    b = submitted_and_approved(drafted(drafter), drafter, reviewer)
+    assert send_now(b).status == "sent"
+    accepted = line_sandbox.state.deliveries(endpoint="multicast")
+    assert len(accepted) == 1 and accepted[0].aggregation_units == ()
+    assert sorted(accepted[0].recipients) == sorted(town)
+    refused = [r for r in line_sandbox.requests() if r.path == MULTICAST and r.status == 400]
+    assert [r.retry_key for r in refused] == [accepted[0].retry_key]
+    assert not LineFeatureRefusal.objects.exists()
+    assert "受け付けませんでした" in AggregationUnit.objects.get(broadcast=b).skipped_reason
+
+
+def test_a_message_refused_by_line_is_not_retried_without_the_unit(
+    town, drafter, reviewer, line_sandbox, in_window
+):
+    line_sandbox.state.set_fault(MULTICAST, 400, count=None)
+    b = submitted_and_approved(drafted(drafter), drafter, reviewer)
+    send_now(b)
+    b.refresh_from_db()
+    assert b.status != "sent"
+    assert line_sandbox.state.deliveries(endpoint="multicast") == []
+    assert AggregationUnit.objects.get(broadcast=b).name == f"kashiwa_b{b.pk}"
+    assert not LineFeatureRefusal.objects.exists()
+
+
 def test_the_months_unit_limit_is_respected(
     town, drafter, reviewer, line_sandbox, in_window, monkeypatch
 ):

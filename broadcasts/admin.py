@@ -638,9 +638,9 @@ class _ChoiceForm(forms.ModelForm):
 
 class _ChoiceAdmin(admin.ModelAdmin):
     """Areas, age groups and languages citizens choose from (issue 16): edited by 管理者,
-    audited. Uncheck 「選択肢に表示する」 to retire one; an area or age group no broadcast
-    refers to may also be deleted (through the service, which clears it from the followers'
-    集計 columns). Each area and age group shows its 集計番号 (fixed, 0–62)."""
+    audited, never deleted here (uncheck 「選択肢に表示する」 to retire one; deleting is
+    ``services.audiences.choice_delete``, which clears the option from the followers' 集計
+    columns). Each area and age group shows its 集計番号 (fixed, 0–62)."""
 
     form = _ChoiceForm
     list_display: tuple[str, ...] = ("label", "code", "sort_order", "is_active", "bit")
@@ -651,16 +651,7 @@ class _ChoiceAdmin(admin.ModelAdmin):
         return ("code", *bit) if obj is not None else bit
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        from .services import audiences
-
-        if obj is None or not isinstance(obj, (models.Area, models.AgeGroup)):
-            return False  # no bulk deletion; languages are never deleted
-        return super().has_delete_permission(request, obj) and audiences.choice_delete_allowed(obj)
-
-    def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        from .services import audiences
-
-        audiences.choice_delete(choice=obj, actor=request.user)
+        return False
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         from .services import audiences

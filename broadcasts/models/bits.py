@@ -33,7 +33,8 @@ def no_free_bit_message(model: type[models.Model]) -> str:
     name = model._meta.verbose_name
     return (
         f"{name}は{BIT_POSITIONS}件までしか登録できません（集計番号 0〜{BIT_POSITIONS - 1} が"
-        f"すべて使われています）。使わなくなった{name}を削除してから追加してください。"
+        f"すべて使われています）。追加するには、使わなくなった{name}の削除をシステム担当者に"
+        "依頼してください。"
     )
 
 

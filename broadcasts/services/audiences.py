@@ -99,10 +99,10 @@ def choice_save(*, choice: Area | AgeGroup | Language, actor: User) -> None:
 
 @transaction.atomic
 def choice_delete(*, choice: Area | AgeGroup, actor: User) -> None:
-    """Delete an area or age group nobody's broadcast refers to (the admin offers it only
-    then), with an audit row. Citizens who chose it lose that choice, and its position is
-    cleared from every follower's mask before the row goes, so an option created later in
-    that position starts with nobody."""
+    """Delete an area or age group no broadcast refers to, with an audit row (not offered
+    in the admin, which only retires options; for the system's operators). Citizens who
+    chose it lose that choice, and its position is cleared from every follower's mask
+    before the row goes, so an option created later in that position starts with nobody."""
     model = type(choice)
     if BroadcastAudience.objects.filter(**{_AUDIENCE_FIELD[model]: choice}).exists():
         raise BroadcastInvalid(
@@ -124,11 +124,6 @@ def choice_delete(*, choice: Area | AgeGroup, actor: User) -> None:
     data = {"model": model._meta.model_name, "id": choice.pk, "code": choice.code}
     choice.delete()
     audit_record(verb="audience_choice_deleted", actor=actor, data={**data, "chosen_by": chosen_by})
-
-
-def choice_delete_allowed(choice: Area | AgeGroup) -> bool:
-    """Whether no broadcast's audience refers to the option (so it may be deleted)."""
-    return not BroadcastAudience.objects.filter(**{_AUDIENCE_FIELD[type(choice)]: choice}).exists()
 
 
 _AUDIENCE_FIELD: dict[type, str] = {Area: "areas", AgeGroup: "age_groups"}

@@ -14,12 +14,13 @@ Rules, in one place:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet, Value
 
 from ..models import (
     AgeGroup,
@@ -116,8 +117,32 @@ def hash_part(broadcast: Broadcast) -> dict[str, Any] | None:
     }
 
 
-def _mask(model: Any, ids: Iterable[int]) -> int:
-    return mask_of(model.objects.filter(pk__in=list(ids)).values_list("bit", flat=True))
+def _masks(spec: AudienceSpec) -> dict[str, int]:
+    """The masks of the audience's categories, areas and age groups (by kind: ``category``,
+    ``area``, ``age``), read in one query."""
+    parts = [
+        (kind, model, ids)
+        for kind, model, ids in (
+            ("category", Category, spec.category_ids),
+            ("area", Area, spec.area_ids),
+            ("age", AgeGroup, spec.age_group_ids),
+        )
+        if ids
+    ]
+    masks = {"category": 0, "area": 0, "age": 0}
+    if not parts:
+        return masks
+    queries = [
+        model.objects.filter(pk__in=list(ids))
+        .order_by()
+        .annotate(kind=Value(kind))
+        .values_list("kind", "bit")
+        for kind, model, ids in parts
+    ]
+    rows = queries[0].union(*queries[1:], all=True) if len(queries) > 1 else queries[0]
+    for kind, bit in rows:
+        masks[kind] |= mask_of([bit])
+    return masks
 
 
 def _hits(column: str, mask: int) -> Any:
@@ -126,7 +151,9 @@ def _hits(column: str, mask: int) -> Any:
     return F(column).bitand(mask)
 
 
-def followers_for_spec(spec: AudienceSpec) -> QuerySet[Follower]:
+def followers_for_spec(
+    spec: AudienceSpec, languages: dict[int | None, str] | None = None
+) -> QuerySet[Follower]:
     """The active followers a broadcast with this audience reaches: the one query builder
     behind the count the screens show and the recipients the sender reads.
 
@@ -137,31 +164,35 @@ def followers_for_spec(spec: AudienceSpec) -> QuerySet[Follower]:
         AND (age_group_bits & :ages <> 0 OR (:include_unset AND age_group_bits = 0))
         AND (language_id IN :languages OR (:ja_included AND language_id IS NULL))
 
-    (each line only when that dimension narrows)."""
+    (each line only when that dimension narrows). ``languages``: id → code, if the caller
+    has read them already."""
     followers = followers_active()
     if spec.audience == Broadcast.Audience.STAFF_TEST:
         return followers.filter(is_staff_test_recipient=True)
+    masks = _masks(
+        spec
+        if spec.audience == Broadcast.Audience.SUBSCRIBERS
+        else dataclasses.replace(spec, category_ids=())
+    )
     if spec.audience == Broadcast.Audience.SUBSCRIBERS:
-        mask = _mask(Category, spec.category_ids)
-        followers = followers.alias(category_hit=_hits("category_bits", mask)).filter(
+        followers = followers.alias(category_hit=_hits("category_bits", masks["category"])).filter(
             category_hit__gt=0
         )
     if spec.area_ids:
-        mask = _mask(Area, spec.area_ids)
         chosen = Q(area_hit__gt=0)
         if spec.include_unset:
             chosen |= Q(area_bits=0)
-        followers = followers.alias(area_hit=_hits("area_bits", mask)).filter(chosen)
+        followers = followers.alias(area_hit=_hits("area_bits", masks["area"])).filter(chosen)
     if spec.age_group_ids:
-        mask = _mask(AgeGroup, spec.age_group_ids)
         chosen = Q(age_hit__gt=0)
         if spec.include_unset:
             chosen |= Q(age_group_bits=0)
-        followers = followers.alias(age_hit=_hits("age_group_bits", mask)).filter(chosen)
+        followers = followers.alias(age_hit=_hits("age_group_bits", masks["age"])).filter(chosen)
     if spec.language_codes:
-        language_ids = list(
-            Language.objects.filter(code__in=spec.language_codes).values_list("pk", flat=True)
-        )
+        wanted = set(spec.language_codes)
+        language_ids = [
+            pk for pk, code in (languages or _language_codes()).items() if code in wanted
+        ]
         chosen = Q(language_id__in=language_ids)
         if BASE_LANGUAGE in spec.language_codes:
             chosen |= Q(language_id=None)
@@ -181,8 +212,8 @@ class AudienceCount:
 def audience_count(spec: AudienceSpec) -> AudienceCount:
     """How many followers the audience reaches, and how many get each version. One
     aggregate query (grouped by the follower row's language id)."""
-    rows = followers_for_spec(spec).order_by().values("language_id").annotate(n=Count("id"))
     codes = _language_codes()
+    rows = followers_for_spec(spec, codes).order_by().values("language_id").annotate(n=Count("id"))
     per: dict[str, int] = {BASE_LANGUAGE: 0}
     total = 0
     variants = set(spec.variant_codes)
@@ -197,6 +228,7 @@ def audience_count(spec: AudienceSpec) -> AudienceCount:
 
 
 def _language_codes() -> dict[int | None, str]:
+    """Every language, id → code (a handful of rows)."""
     return dict(Language.objects.values_list("pk", "code"))
 
 
@@ -220,7 +252,7 @@ def recipient_stream(
     language, so every follower appears in exactly one page and one version."""
     variants = set(spec.variant_codes)
     codes = _language_codes()
-    query = followers_for_spec(spec).order_by("id")
+    query = followers_for_spec(spec, codes).order_by("id")
     buckets: dict[str, list[str]] = {}
     last = 0
     while True:

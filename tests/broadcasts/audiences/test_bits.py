@@ -392,3 +392,21 @@ def test_an_area_a_broadcast_targets_cannot_be_deleted(admin_user):
         audiences.choice_delete(choice=chuo, actor=admin_user)
     assert "削除できません" in refused.value.problems[0].message
     assert Area.objects.filter(pk=chuo.pk).exists()
+
+
+def test_a_count_is_three_queries_whatever_the_audience(django_assert_num_queries):
+    """The options' positions (one query for all dimensions), the languages, then one
+    aggregate over the followers for the total and the per-version breakdown."""
+    rng = random.Random(7)
+    citizens_choose(rng, 20)
+    spec = AudienceSpec(
+        audience="subscribers",
+        category_ids=tuple(Category.objects.values_list("pk", flat=True)[:2]),
+        area_ids=tuple(Area.objects.values_list("pk", flat=True)[:3]),
+        age_group_ids=tuple(AgeGroup.objects.values_list("pk", flat=True)[:2]),
+        language_codes=("ja", "en"),
+        variant_codes=("en",),
+    )
+    with django_assert_num_queries(3):
+        audience_selectors.audience_count(spec)
+    assert_agrees(spec)

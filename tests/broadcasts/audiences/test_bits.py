@@ -410,3 +410,59 @@ def test_a_count_is_three_queries_whatever_the_audience(django_assert_num_querie
     with django_assert_num_queries(3):
         audience_selectors.audience_count(spec)
     assert_agrees(spec)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_taps_at_the_same_moment_all_land_on_the_row():
+    """The attacker's version: one citizen's taps processed by several workers at once. Each
+    write sets or clears its own bit in one statement on the locked row (no read-modify-
+    write in Python), so none is lost and the row agrees with the choice tables."""
+    if connection.vendor != "postgresql":
+        pytest.skip("parallel writers need PostgreSQL; SQLite serializes every write anyway")
+    import threading
+
+    from django.apps import apps
+
+    from broadcasts.audience_defaults import seed_audiences
+
+    seed_audiences(apps)  # transactional tests flush what the data migrations seeded
+    for i in range(12):
+        Area.objects.create(code=f"race-{i}", label=f"地区{i}")
+    follower = follower_services.follower_follow(line_user_id=synthetic_user_id(764_001))
+    codes = list(Area.objects.values_list("code", flat=True))
+    workers = 6
+    start = threading.Barrier(workers)
+    errors: list[BaseException] = []
+
+    def taps(n: int) -> None:
+        mine = codes[n::workers]
+        try:
+            start.wait()
+            row = Follower.objects.get(pk=follower.pk)  # each worker loads the row itself
+            for code in mine:
+                audiences.follower_area_set(follower=row, code=code, chosen=True)
+            for code in mine[::2]:
+                audiences.follower_area_set(follower=row, code=code, chosen=False)
+            audiences.follower_language_set(follower=row, code="en")
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=taps, args=(n,)) for n in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    kept = {c for n in range(workers) for c in codes[n::workers][1::2]}
+    assert (
+        set(FollowerArea.objects.filter(follower=follower).values_list("area__code", flat=True))
+        == kept
+    )
+    assert masks_stored() == masks_from_tables()
+    expected_mask = 0
+    for bit in Area.objects.filter(code__in=kept).values_list("bit", flat=True):
+        expected_mask |= 1 << bit
+    follower.refresh_from_db()
+    assert follower.area_bits == expected_mask

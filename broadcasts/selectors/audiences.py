@@ -9,8 +9,11 @@ Rules, in one place:
 * a follower's language is the one they chose, 日本語 if none; a language filter keeps
   followers whose language is in it;
 * each follower gets exactly one version: the variant in their language if the broadcast
-  has one, else the base (日本語). ``recipient_stream`` reads the recipients and their
-  language in one query (one snapshot), so the partition is complete and disjoint."""
+  has one, else the base (日本語). ``recipient_stream`` reads each recipient once, with
+  their language, in pages by id, so the partition is complete and disjoint.
+
+The count and the send read the same columns of the follower row (``followers_for_spec``):
+the masks and language id the services keep beside the choice tables (``models/bits.py``)."""
 
 from __future__ import annotations
 

@@ -54,6 +54,11 @@ urlpatterns = [
     path("broadcasts/<int:pk>/edit/", compose.broadcast_edit_view, name="edit"),
     path("broadcasts/<int:pk>/audience/", audiences.audience_edit, name="audience_edit"),
     path("broadcasts/<int:pk>/audience/count/", audiences.audience_count, name="audience_count"),
+    path(
+        "broadcasts/new/audience/count/",
+        audiences.audience_count_new,
+        name="audience_count_new",
+    ),
     path("broadcasts/<int:pk>/progress/", progress.progress, name="progress"),
     path("broadcasts/<int:pk>/submit/", review.submit, name="submit"),
     path("broadcasts/<int:pk>/withdraw/", review.withdraw, name="withdraw"),

@@ -6,6 +6,8 @@ import datetime as dt
 from typing import Any
 
 from django import forms
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from ..models import ModerationMeasure, ProhibitedItem
 from ..schedule import JST
@@ -14,11 +16,11 @@ from ..services.moderation import MAX_SUPPRESSION_DAYS
 from .fields import SafeDateField, SafeIntegerField
 
 STATE_CHOICES = (
-    ("", "すべて"),
-    ("flagged", "フラグあり"),
-    ("auto", "ルールが自動でフラグ"),
-    ("unflagged", "フラグなし"),
-    ("measured", "措置を記録済み"),
+    ("", _("すべて")),
+    ("flagged", _("フラグあり")),
+    ("auto", _("ルールが自動でフラグ")),
+    ("unflagged", _("フラグなし")),
+    ("measured", _("措置を記録済み")),
 )
 
 
@@ -30,20 +32,20 @@ def _styled(form: forms.Form) -> forms.Form:
 
 
 class InboxFilterForm(forms.Form):
-    q = forms.CharField(label="検索（本文・メモ・ユーザーID）", required=False, max_length=100)
-    state = forms.ChoiceField(label="状態", required=False, choices=STATE_CHOICES)
-    item = SafeIntegerField(label="禁止事項", required=False, widget=forms.Select)
+    q = forms.CharField(label=_("検索（本文・メモ・ユーザーID）"), required=False, max_length=100)
+    state = forms.ChoiceField(label=_("状態"), required=False, choices=STATE_CHOICES)
+    item = SafeIntegerField(label=_("禁止事項"), required=False, widget=forms.Select)
     date_from = SafeDateField(
-        label="受信日（から）", required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label=_("受信日（から）"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
     date_to = SafeDateField(
-        label="受信日（まで）", required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label=_("受信日（まで）"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
 
     def __init__(self, *args: Any, items: list[ProhibitedItem], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["item"].widget.choices = [
-            ("", "すべて"),
+            ("", gettext("すべて")),
             *((i.number, f"6({i.number}) {i.label}") for i in items),
         ]
         _styled(self)
@@ -69,12 +71,12 @@ class InboxFilterForm(forms.Form):
 
 class FlagForm(forms.Form):
     item = forms.ModelChoiceField(
-        label="該当する禁止事項（ポリシー6）",
+        label=_("該当する禁止事項（ポリシー6）"),
         queryset=ProhibitedItem.objects.order_by("number"),
-        empty_label="選んでください",
+        empty_label=_("選んでください"),
         error_messages={
-            "required": "禁止事項を選んでください。",
-            "invalid_choice": "禁止事項を選び直してください。",
+            "required": _("禁止事項を選んでください。"),
+            "invalid_choice": _("禁止事項を選び直してください。"),
         },
     )
 
@@ -86,7 +88,7 @@ class FlagForm(forms.Form):
 
 class NoteForm(forms.Form):
     note = forms.CharField(
-        label="メモ", required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3})
+        label=_("メモ"), required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3})
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -96,17 +98,17 @@ class NoteForm(forms.Form):
 
 class SuppressForm(forms.Form):
     days = forms.IntegerField(
-        label="停止する日数",
+        label=_("停止する日数"),
         min_value=1,
         max_value=MAX_SUPPRESSION_DAYS,
         error_messages={
-            "required": "日数を入力してください。",
-            "invalid": "日数は数字で入力してください。",
-            "min_value": "日数は1以上にしてください。",
+            "required": _("日数を入力してください。"),
+            "invalid": _("日数は数字で入力してください。"),
+            "min_value": _("日数は1以上にしてください。"),
             "max_value": f"日数は{MAX_SUPPRESSION_DAYS}以下にしてください。",
         },
     )
-    reason = forms.CharField(label="理由", required=False, max_length=300)
+    reason = forms.CharField(label=_("理由"), required=False, max_length=300)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -115,14 +117,14 @@ class SuppressForm(forms.Form):
 
 class MeasureForm(forms.Form):
     kind = forms.ChoiceField(
-        label="措置",
-        choices=[("", "選んでください"), *ModerationMeasure.Kind.choices],
+        label=_("措置"),
+        choices=[("", _("選んでください")), *ModerationMeasure.Kind.choices],
         error_messages={
-            "required": "措置を選んでください。",
-            "invalid_choice": "措置を選び直してください。",
+            "required": _("措置を選んでください。"),
+            "invalid_choice": _("措置を選び直してください。"),
         },
     )
-    detail = forms.CharField(label="内容・補足", required=False, max_length=300)
+    detail = forms.CharField(label=_("内容・補足"), required=False, max_length=300)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

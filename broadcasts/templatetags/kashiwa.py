@@ -60,19 +60,41 @@ def nav_current(context: template.Context, url: str, *, exact: bool = False) -> 
     return SafeString(' aria-current="page"') if matches else SafeString("")
 
 
+#: The weekday as the reader's language writes it (schedule.WEEKDAY_KANJI stays the domain's:
+#: hold reasons and audit rows are Japanese whoever reads them).
+WEEKDAYS = (
+    pgettext_lazy("weekday", "月"),
+    pgettext_lazy("weekday", "火"),
+    pgettext_lazy("weekday", "水"),
+    pgettext_lazy("weekday", "木"),
+    pgettext_lazy("weekday", "金"),
+    pgettext_lazy("weekday", "土"),
+    pgettext_lazy("weekday", "日"),
+)
+
+
+def display_date(d: date) -> str:
+    """``12/1(月)`` in Japanese, ``12/1(Tue)`` in English: ``schedule.format_date``'s shape."""
+    return f"{d.month}/{d.day}({WEEKDAYS[d.weekday()]})"
+
+
 @register.filter
 def jst(value: datetime | date | None, arg: str = "") -> str:
-    """``12/1(月) 8:30``: month/day, weekday in kanji, 24-hour time, Asia/Tokyo.
+    """``12/1(月) 8:30``: month/day, weekday (in the reader's language), 24-hour time,
+    Asia/Tokyo.
 
     ``{{ dt|jst:"time" }}`` gives ``8:30``; a ``date`` gives ``12/1(月)``; ``None`` or "" gives "".
-    The formatting itself is ``schedule.py``'s, so screens and hold reasons agree."""
+    In Japanese this is exactly ``schedule.format_jst``, so screens and hold reasons agree."""
     if value in (None, ""):
         return ""
     if isinstance(value, datetime):
         if timezone.is_naive(value):  # not expected with USE_TZ; read it as Tokyo time
             value = timezone.make_aware(value, JST)
-        return schedule.format_jst(value, with_date=arg != "time")
-    return schedule.format_date(value)
+        local = schedule.to_jst(value)
+        if arg == "time":
+            return schedule.format_hm(local)
+        return f"{display_date(local.date())} {schedule.format_hm(local)}"
+    return display_date(value)
 
 
 def status_label(value: str) -> str:

@@ -150,6 +150,44 @@ def count_context(spec: audience_selectors.AudienceSpec) -> dict[str, Any]:
     }
 
 
+def compose_spec(*, audience: str, category_ids: list[int]) -> audience_selectors.AudienceSpec:
+    """The audience of a broadcast not saved yet, from the compose screen's choices: the
+    audience and the categories (areas, age groups, language and versions are set on the
+    targeting screen, once the draft is saved, so none narrow yet). Unknown ids and choices
+    are dropped, as everywhere."""
+    return _spec(
+        audience=audience,
+        category_ids=category_ids,
+        area_ids=[],
+        age_group_ids=[],
+        language_ids=[],
+        include_unset=True,
+        variant_codes=[],
+    )
+
+
+@require_GET
+def audience_count_new(request: HttpRequest) -> HttpResponse:
+    """The count partial for the compose screen of a new, unsaved broadcast: recipients beside
+    "all friends" and the messages the send consumes, for its audience and categories as they
+    stand. Who may see it: who may draft (the compose screen's own rule); the saved
+    broadcast's endpoint asks who may edit that broadcast."""
+    if not permissions.can_draft(request.user):
+        raise PermissionDenied
+    return render(
+        request,
+        "broadcasts/audiences/_count.html",
+        {
+            "count": count_context(
+                compose_spec(
+                    audience=request.GET.get("audience", ""),
+                    category_ids=valid_ids(request.GET.getlist("categories")),
+                )
+            )
+        },
+    )
+
+
 @require_GET
 def audience_count(request: HttpRequest, pk: int) -> HttpResponse:
     """The count partial for the targeting screen's current (unsaved) choices."""

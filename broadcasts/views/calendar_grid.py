@@ -20,13 +20,15 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext
 from django.views.decorators.http import require_GET
 
 from ..forms.fields import date_in_range
 from ..models import Broadcast, CalendarOverride
-from ..schedule import WEEKDAY_KANJI, Calendar, format_date, format_hm, jst_date
+from ..schedule import Calendar, format_hm, jst_date
 from ..selectors import dashboard as dash
+from ..templatetags.kashiwa import WEEKDAYS, display_date
 
 PER_DAY = 4
 # Sunday first, as on Japanese wall calendars.
@@ -75,7 +77,7 @@ def grid_days(
         days.append(
             GridDay(
                 date=d,
-                label=format_date(d),
+                label=display_date(d),
                 in_month=month is None or d.month == month,
                 is_open=reason is None,
                 closed_reason=reason,
@@ -90,7 +92,7 @@ def grid_days(
 
 
 def _weekday_headers() -> list[str]:
-    return [WEEKDAY_KANJI[i] for i in WEEKDAY_ORDER]
+    return [str(WEEKDAYS[i]) for i in WEEKDAY_ORDER]
 
 
 def _window_text() -> str:
@@ -148,13 +150,13 @@ def calendar_month(request: HttpRequest) -> HttpResponse:
         "broadcasts/calendar_grid.html",
         {
             "mode": "month",
-            "title": f"{first.year}年{first.month}月",
+            "title": date_format(first, "YEAR_MONTH_FORMAT"),
             "weeks": weeks,
             "weekdays": _weekday_headers(),
             "prev_query": f"month={previous:%Y-%m}",
             "next_query": f"month={next_month:%Y-%m}",
-            "prev_label": f"{previous.year}年{previous.month}月",
-            "next_label": f"{next_month.year}年{next_month.month}月",
+            "prev_label": date_format(previous, "YEAR_MONTH_FORMAT"),
+            "next_label": date_format(next_month, "YEAR_MONTH_FORMAT"),
             "window": _window_text(),
         },
     )
@@ -178,13 +180,13 @@ def calendar_week(request: HttpRequest) -> HttpResponse:
         "broadcasts/calendar_grid.html",
         {
             "mode": "week",
-            "title": f"{format_date(start)}〜{format_date(end)}",
+            "title": f"{display_date(start)}〜{display_date(end)}",
             "weeks": [days],
             "weekdays": _weekday_headers(),
             "prev_query": f"week={previous.isoformat()}",
             "next_query": f"week={following.isoformat()}",
-            "prev_label": f"{format_date(previous)}の週",
-            "next_label": f"{format_date(following)}の週",
+            "prev_label": gettext("%(d)sの週") % {"d": display_date(previous)},
+            "next_label": gettext("%(d)sの週") % {"d": display_date(following)},
             "window": _window_text(),
         },
     )

@@ -178,8 +178,21 @@ def _compose_context(
         # A drill reaches staff test recipients only: the one choice shown.
         if not form.is_drill or value == Broadcast.Audience.STAFF_TEST
     ]
+    new_count = None
+    if broadcast is None:
+        # A new draft sees its recipients and the messages it consumes before it is saved
+        # (issue 16); compose.js refreshes them from audiences.audience_count_new.
+        from .audiences import compose_spec, count_context
+
+        new_count = count_context(
+            compose_spec(
+                audience=str(form["audience"].value() or Broadcast.Audience.ALL),
+                category_ids=category_ids,
+            )
+        )
     return {
         "is_drill": form.is_drill,
+        "new_count": new_count,
         "form": form,
         "formset": formset,
         "broadcast": broadcast,

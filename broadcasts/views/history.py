@@ -11,6 +11,8 @@ from django import forms
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET
 
 from ..forms.fields import SafeDateField, SafeIntegerField, SafeModelChoiceField
@@ -32,22 +34,22 @@ def status_label(value: str) -> str:
 
 
 class HistoryFilterForm(forms.Form):
-    q = forms.CharField(label="キーワード（件名・コメント）", required=False, max_length=100)
-    verb = forms.ChoiceField(label="操作", required=False)
+    q = forms.CharField(label=_("キーワード（件名・コメント）"), required=False, max_length=100)
+    verb = forms.ChoiceField(label=_("操作"), required=False)
     actor = SafeModelChoiceField(
-        label="操作した人", required=False, queryset=User.objects.none(), empty_label="すべて"
+        label=_("操作した人"), required=False, queryset=User.objects.none(), empty_label=_("すべて")
     )
-    broadcast = SafeIntegerField(label="配信ID", required=False)
+    broadcast = SafeIntegerField(label=_("配信ID"), required=False)
     date_from = SafeDateField(
-        label="開始日", required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label=_("開始日"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
     date_to = SafeDateField(
-        label="終了日", required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label=_("終了日"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["verb"].choices = [("", "すべて"), *VERB_LABELS.items()]
+        self.fields["verb"].choices = [("", gettext("すべて")), *VERB_LABELS.items()]
         # Staff accounts are few; the list is one query.
         self.fields["actor"].queryset = User.objects.order_by("last_name", "first_name", "id")
         for field in self.fields.values():

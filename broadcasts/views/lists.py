@@ -15,14 +15,16 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET
 
 from .. import permissions, selectors
 from ..forms.lists import BroadcastFilterForm
 from ..models import Broadcast, User
-from ..schedule import JST, format_jst
+from ..schedule import JST
 from ..selectors import dashboard as dash
+from ..templatetags.kashiwa import jst
 from .paging import CappedPaginator
 
 S = Broadcast.Status
@@ -119,18 +121,18 @@ def review_rows(user: User, qs: QuerySet[Broadcast]) -> QuerySet[Broadcast]:
 def row_send_time(broadcast: Broadcast, calendar: Any, now: datetime) -> tuple[str, str]:
     """(time in JST, note) for a list row: when it went or will go out, and why."""
     if broadcast.sent_at:
-        return format_jst(broadcast.sent_at), "配信済み"
+        return jst(broadcast.sent_at), gettext("配信済み")
     if broadcast.scheduled_for:
-        return format_jst(broadcast.scheduled_for), broadcast.hold_reason
+        return jst(broadcast.scheduled_for), broadcast.hold_reason
     if broadcast.status in {S.CANCELLED, S.FAILED}:
         return "—", ""
     effective = calendar.effective_send_time(
         requested=broadcast.requested_at, now=now, emergency=broadcast.is_emergency
     )
-    note = "承認され次第" if broadcast.requested_at is None else ""
+    note = gettext("承認され次第") if broadcast.requested_at is None else ""
     if effective.held:
         note = (note + "・" if note else "") + effective.reason
-    return format_jst(effective.at) + "（見込み）", note
+    return gettext("%(at)s（見込み）") % {"at": jst(effective.at)}, note
 
 
 def _render_list(

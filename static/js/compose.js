@@ -6,7 +6,8 @@
  * - A live LINE-style preview built with textContent only (never innerHTML), so text such as
  *   "<script>" is shown as typed, not run.
  * - Character counters in UTF-16 units (JavaScript strings are UTF-16, so emoji count 2).
- * - The effective send time and the recipient counts, from broadcasts:preview_time.
+ * - The effective send time and the recipient counts, from broadcasts:preview_time; on a new
+ *   draft, the recipients and message cost panel, from broadcasts:audience_count_new.
  *
  * The server re-validates everything; this file only helps.
  */
@@ -291,9 +292,31 @@
       });
   }
 
+  // --- a new draft's recipients and message cost (issue 16) --------------------------------
+  var audienceCount = document.getElementById("kw-audience-count");
+  var audienceCountUrl = audienceCount && audienceCount.getAttribute("data-kw-count-url");
+  var lastCount = 0;
+
+  function updateAudienceCount() {
+    if (!audienceCountUrl) return;
+    var params = new URLSearchParams();
+    params.set("audience", checkedValue("audience") || "all");
+    form.querySelectorAll('input[name="categories"]:checked').forEach(function (input) {
+      params.append("categories", input.value);
+    });
+    var ticket = ++lastCount;
+    fetch(audienceCountUrl + "?" + params.toString(), { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+      .then(function (html) { if (ticket === lastCount) audienceCount.innerHTML = html; })
+      .catch(function () { /* keep the last count; saving and the checks recount */ });
+  }
+
   function scheduleEffective() {
     window.clearTimeout(timer);
-    timer = window.setTimeout(updateEffective, 250);
+    timer = window.setTimeout(function () {
+      updateEffective();
+      updateAudienceCount();
+    }, 250);
   }
 
   var TIMING_FIELDS = ["timing", "requested_at", "priority", "audience", "categories"];

@@ -73,6 +73,7 @@ MATRIX = [
     # drafting
     Row("broadcasts:create", "GET", DRAFTING),
     Row("broadcasts:preview_time", "GET", DRAFTING),
+    Row("broadcasts:audience_count_new", "GET", DRAFTING),
     Row("broadcasts:templates", "GET", DRAFTING),
     Row("broadcasts:follow_up", "POST", DRAFTING, args=lambda w: [w["sent"].pk, "correction"]),
     # a draft is seen by its author and reviewers, edited by its author (and reviewers)

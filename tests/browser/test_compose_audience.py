@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from broadcasts.models import Category, Follower
+from broadcasts.services.audiences import followers_bits_rebuild
 from line_sandbox.state import synthetic_user_id
 from tests.fixtures.browser import assert_accessible, login_as, url
 
@@ -31,6 +32,7 @@ def test_a_new_draft_sees_recipients_and_cost_as_it_chooses(
         f.categories.add(category)
     followers[8].is_staff_test_recipient = True
     followers[8].save(update_fields=["is_staff_test_recipient"])
+    followers_bits_rebuild()  # the choices were written in bulk, not through the services
 
     login_as(page, live_server, drafter)
     page.goto(url(live_server, "broadcasts:create"))

@@ -79,6 +79,7 @@ VERB_LABELS: dict[str, str] = {
     "official_submit_failed": "防災情報からの下書きの申請失敗",
     # audiences (issue 16)
     "audience_choice_saved": "地区・年齢区分・言語の選択肢の変更",
+    "audience_choice_deleted": "地区・年齢区分の選択肢の削除",
     "line_feature_refused": "集計単位（開封・クリックの集計）の利用を拒否された",
     # moderation and the policy (issue 17)
     "citizen_message_auto_flagged": "市民メッセージの自動フラグ",

@@ -2,7 +2,7 @@
 
 Building all 2,000 rows of a 1,000,000-recipient send before the first request cost 1.66 s
 on top of LINE's 10 s floor. Instead ``_prepare`` builds the first block (the first
-``FIRST_BLOCK_RECIPIENTS`` recipients) in its transaction, and a ``DeliveryBuilder`` thread
+``MULTICAST_BUILD_FIRST_RECIPIENTS``) in its transaction, and a ``DeliveryBuilder`` thread
 in the sending process builds the rest ahead of the sending threads, one committed block at
 a time.
 
@@ -30,32 +30,44 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max, Sum
 
-from ... import selectors
 from ...models import Broadcast, Delivery, Follower
-from .. import audiences
+from ...selectors import audiences as audience_selectors
 from ..scheduling import MULTICAST_CHUNK
 
 logger = logging.getLogger(__name__)
 
 D = Delivery.Status
 
-# The first block goes out with the lease (~40 requests: 0.2 s of LINE's 200/s) ...
-FIRST_BLOCK_RECIPIENTS = 20_000
-# ... and the builder adds blocks of this size (200 requests, 1 s at LINE's limit) ...
-STEP_RECIPIENTS = 100_000
-# ... keeping what is built at most this much ahead of what has been sent (plus one step).
+# The first block goes out with the lease (settings.MULTICAST_BUILD_FIRST_RECIPIENTS, 20,000:
+# 40 requests, 0.2 s of LINE's 200/s) and the builder adds blocks of
+# MULTICAST_BUILD_STEP_RECIPIENTS (100,000: 200 requests, 1 s at LINE's limit), keeping what
+# is built at most AHEAD_FACTOR × what has been sent, plus one step, so that it never holds
+# the senders back yet leaves the two cores to them.
 AHEAD_FACTOR = 1.5
 
 
+def _block(recipients: int) -> int:
+    """A block size in recipients: whole multicasts, at least one."""
+    return max(recipients // MULTICAST_CHUNK, 1) * MULTICAST_CHUNK
+
+
+def first_block() -> int:
+    return _block(settings.MULTICAST_BUILD_FIRST_RECIPIENTS)
+
+
+def step_block() -> int:
+    return _block(settings.MULTICAST_BUILD_STEP_RECIPIENTS)
+
+
 def builds_in_blocks(broadcast: Broadcast) -> bool:
-    """Whether this send's rows are built in blocks: the PostgreSQL build of a plain
-    multicast audience. SQLite (development, one small city) and targeted sends build every
-    row up front, the broadcast API needs one row."""
-    return (
-        connection.vendor == "postgresql"
-        and broadcast.audience != Broadcast.Audience.ALL
-        and not audiences.broadcast_is_targeted(broadcast)
-    )
+    """Whether this send's rows are built in blocks: on PostgreSQL, a multicast send in one
+    version (subscribers of categories, narrowed by area, age or language or not, or the
+    staff test recipients). SQLite (development: one small city) and sends with language
+    versions (whose rows are filled per version) build every row up front; the broadcast API
+    needs one row."""
+    if connection.vendor != "postgresql" or broadcast.audience == Broadcast.Audience.ALL:
+        return False
+    return not audience_selectors.audience_spec(broadcast).variant_codes
 
 
 def _resume_point(broadcast: Broadcast) -> tuple[int, int]:
@@ -82,9 +94,8 @@ def deliveries_build_block(broadcast: Broadcast, *, now: dt.datetime, limit: int
     Returns whether the build is complete."""
     assert limit % MULTICAST_CHUNK == 0, "a block is a whole number of rows"  # noqa: S101
     seq, cursor = _resume_point(broadcast)
-    category_ids = list(broadcast.categories.values_list("id", flat=True))
     picked = (
-        selectors.followers_for_audience(broadcast.audience, category_ids)
+        audience_selectors.followers_for_spec(audience_selectors.audience_spec(broadcast))
         .filter(id__gt=cursor)
         .order_by("id")
         .values("id", "line_user_id")[:limit]
@@ -162,7 +173,8 @@ class DeliveryBuilder(threading.Thread):
         self._rush = False
         self._stopped = False
         self._cond = threading.Condition()
-        self._step_rows = STEP_RECIPIENTS // MULTICAST_CHUNK
+        self._step = step_block()
+        self._step_rows = self._step // MULTICAST_CHUNK
 
     def start(self) -> None:
         if not self.finished:
@@ -191,7 +203,7 @@ class DeliveryBuilder(threading.Thread):
                     if not owned:
                         return
                     complete = deliveries_build_block(
-                        self.broadcast, now=self.now_fn(), limit=STEP_RECIPIENTS
+                        self.broadcast, now=self.now_fn(), limit=self._step
                     )
                     built = Delivery.objects.filter(broadcast=self.broadcast).aggregate(
                         m=Max("seq")

@@ -180,9 +180,11 @@ def _prepare(
                 # The first block now, so that the first request leaves at once; the
                 # sending process's builder adds the rest (build.py).
                 complete = blocks.deliveries_build_block(
-                    broadcast, now=now, limit=blocks.FIRST_BLOCK_RECIPIENTS
+                    broadcast, now=now, limit=blocks.first_block()
                 )
                 empty = complete and broadcast.deliveries_total == 0
+                if not empty and audiences.broadcast_is_targeted(broadcast):
+                    audiences.aggregation_unit_assign(broadcast=broadcast, now=now)
             else:
                 _create_deliveries(broadcast, now)
                 empty = broadcast.deliveries_total == 0

@@ -417,7 +417,7 @@ def one_round(
         )
         say(
             f"builder thread (rows ahead of the senders, overlapping the requests): "
-            f"{result.get('blocks', 1) - 1} more block(s), {result.get('builder', 0):.2f} s"
+            f"{max(result.get('blocks', 0) - 1, 0)} more block(s), {result.get('builder', 0):.2f} s"
         )
         say(
             f"quota check and reservation {result.get('reserve_quota', 0):.2f} s; first "

@@ -125,9 +125,10 @@ def _dimension(through: Any, column: str, ids: Iterable[int], include_unset: boo
     return chosen | ~Q(pk__in=through.objects.values("follower_id"))
 
 
-def followers_for_spec(spec: AudienceSpec) -> QuerySet[Follower]:
-    """The active followers a broadcast with this audience reaches."""
-    followers = followers_for_audience(spec.audience, spec.category_ids)
+def followers_for_spec(spec: AudienceSpec, after: int = 0) -> QuerySet[Follower]:
+    """The active followers a broadcast with this audience reaches (with an ``id`` above
+    ``after``: see ``followers_for_audience``)."""
+    followers = followers_for_audience(spec.audience, spec.category_ids, after)
     if spec.audience == Broadcast.Audience.STAFF_TEST:
         return followers
     if spec.area_ids:

@@ -13,10 +13,18 @@ def followers_active() -> QuerySet[Follower]:
     return Follower.objects.filter(unfollowed_at__isnull=True)
 
 
-def followers_for_audience(audience: str, category_ids: Iterable[int]) -> QuerySet[Follower]:
+def followers_for_audience(
+    audience: str, category_ids: Iterable[int], after: int = 0
+) -> QuerySet[Follower]:
     """Who a broadcast reaches. ALL is sent with the broadcast API, so this is an estimate
-    from our follower table; the others are exactly the multicast recipients."""
+    from our follower table; the others are exactly the multicast recipients.
+
+    ``after``: only followers with a higher ``id`` (a block of a send's rows, sending/build.py);
+    the bound is repeated on the subscriptions, whose index scan would otherwise start at the
+    first follower for every block (0.15–0.3 s a block at 1,000,000 followers)."""
     active = followers_active()
+    if after:
+        active = active.filter(id__gt=after)
     if audience == Broadcast.Audience.STAFF_TEST:
         return active.filter(is_staff_test_recipient=True)
     if audience == Broadcast.Audience.SUBSCRIBERS:
@@ -24,7 +32,9 @@ def followers_for_audience(audience: str, category_ids: Iterable[int]) -> QueryS
         return active.filter(
             Exists(
                 through.objects.filter(
-                    follower_id=OuterRef("pk"), category_id__in=list(category_ids)
+                    follower_id=OuterRef("pk"),
+                    category_id__in=list(category_ids),
+                    **({"follower_id__gt": after} if after else {}),
                 )
             )
         )

@@ -81,10 +81,15 @@ def _resume_point(broadcast: Broadcast) -> tuple[int, int]:
     if last is None:
         return 0, 0
     seq, recipients = last
-    # Followers are never deleted (unfollowing only marks them), so the row's highest
-    # follower is found again.
-    cursor = Follower.objects.filter(line_user_id__in=recipients).aggregate(m=Max("id"))["m"]
-    return seq, cursor or 0
+    # A row's recipients are in follower order, so its last is its highest follower; one
+    # look-up by the unique LINE user ID (``MAX(id) … IN (500 IDs)`` walked the primary key
+    # instead: 0.3–0.6 s). Followers are never deleted (unfollowing only marks them).
+    cursor = (
+        Follower.objects.filter(line_user_id=recipients[-1]).values_list("id", flat=True).first()
+    )
+    if cursor is None:
+        raise LookupError(f"the last recipient of delivery {seq} is no longer a follower")
+    return seq, cursor
 
 
 def deliveries_build_block(broadcast: Broadcast, *, now: dt.datetime, limit: int) -> bool:
@@ -95,8 +100,9 @@ def deliveries_build_block(broadcast: Broadcast, *, now: dt.datetime, limit: int
     assert limit % MULTICAST_CHUNK == 0, "a block is a whole number of rows"  # noqa: S101
     seq, cursor = _resume_point(broadcast)
     picked = (
-        audience_selectors.followers_for_spec(audience_selectors.audience_spec(broadcast))
-        .filter(id__gt=cursor)
+        audience_selectors.followers_for_spec(
+            audience_selectors.audience_spec(broadcast), after=cursor
+        )
         .order_by("id")
         .values("id", "line_user_id")[:limit]
     )

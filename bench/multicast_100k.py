@@ -100,6 +100,11 @@ def child(broadcast_id: int) -> None:
     build_block = blocks.deliveries_build_block
     with (
         mock.patch.object(blocks, "deliveries_build_block", timed_block),
+        mock.patch.object(
+            blocks.DeliveryBuilder,
+            "wait_beyond",
+            timed("builder_wait", blocks.DeliveryBuilder.wait_beyond),
+        ),
         mock.patch.object(sending, "_prepare", timed("prepare", sending._prepare)),
         mock.patch.object(
             sending, "_create_deliveries", timed("create_deliveries", sending._create_deliveries)
@@ -417,7 +422,8 @@ def one_round(
         )
         say(
             f"builder thread (rows ahead of the senders, overlapping the requests): "
-            f"{max(result.get('blocks', 0) - 1, 0)} more block(s), {result.get('builder', 0):.2f} s"
+            f"{max(result.get('blocks', 0) - 1, 0)} more block(s), {result.get('builder', 0):.2f} s;"
+            f" the senders waited for it {result.get('builder_wait', 0):.2f} s"
         )
         say(
             f"quota check and reservation {result.get('reserve_quota', 0):.2f} s; first "

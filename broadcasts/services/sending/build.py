@@ -180,6 +180,7 @@ class DeliveryBuilder(threading.Thread):
         self._stopped = False
         self._cond = threading.Condition()
         self._step = step_block()
+        self._blocks = 0
         self._step_rows = self._step // MULTICAST_CHUNK
 
     def start(self) -> None:
@@ -209,7 +210,7 @@ class DeliveryBuilder(threading.Thread):
                     if not owned:
                         return
                     complete = deliveries_build_block(
-                        self.broadcast, now=self.now_fn(), limit=self._step
+                        self.broadcast, now=self.now_fn(), limit=self._next_limit()
                     )
                     built = Delivery.objects.filter(broadcast=self.broadcast).aggregate(
                         m=Max("seq")
@@ -228,6 +229,13 @@ class DeliveryBuilder(threading.Thread):
                 self.finished = True
                 self._cond.notify_all()
             connection.close()
+
+    def _next_limit(self) -> int:
+        """Blocks grow from twice the first to the step (40k, 80k, 100k, …), so that the
+        senders, who start with only the first block, do not wait for a whole step. The rows
+        are the same whatever the block sizes: each block is whole rows in follower order."""
+        self._blocks += 1
+        return min(self._step, first_block() * 2**self._blocks)
 
     def note_sent(self, seq: int) -> None:
         with self._cond:

@@ -338,18 +338,12 @@ def _send_round(
             rate = limiter if delivery.kind == Delivery.Kind.MULTICAST else None
             in_flight[pool.submit(_call, gateway, broadcast, delivery, rate)] = delivery
 
-    # Accepted replies are written a few at a time (as many as the requests in flight: one
-    # transaction every ~30 ms at LINE's 200/s instead of one per reply or two, ~1,500 for a
-    # 1,000,000-recipient send, whose CPU on two cores the senders then missed). Errors are
-    # written at once. A crash before a batch is written leaves those deliveries pending:
-    # their retry gets LINE's 409 for the same retry key and counts them accepted.
-    record_every = concurrency
-    accepted: list[tuple[Delivery, SendResult]] = []
-    attempts: list[tuple[Delivery, LineError, str]] = []
     top_up()
     while in_flight:
         done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
         now = now_fn()
+        accepted: list[tuple[Delivery, SendResult]] = []
+        attempts: list[tuple[Delivery, LineError, str]] = []
         for future in done:
             delivery = in_flight.pop(future)
             try:
@@ -375,17 +369,15 @@ def _send_round(
                     f"LINE が送信を拒否しました: {exc.describe()}",
                 )
         top_up()  # the next requests leave before this batch is written
-        if attempts or len(accepted) >= record_every or not in_flight:
-            with transaction.atomic():
-                count = _record_accepted(broadcast, accepted, now)
-                for delivery, exc, status in attempts:
-                    _record_attempt(delivery, exc, now, status)
-                if count:
-                    Broadcast.objects.filter(pk=broadcast.pk).update(
-                        deliveries_accepted=F("deliveries_accepted") + count,
-                        lease_expires_at=now + _lease_seconds(),
-                    )
-            accepted, attempts = [], []
+        with transaction.atomic():
+            count = _record_accepted(broadcast, accepted, now)
+            for delivery, exc, status in attempts:
+                _record_attempt(delivery, exc, now, status)
+            if count:
+                Broadcast.objects.filter(pk=broadcast.pk).update(
+                    deliveries_accepted=F("deliveries_accepted") + count,
+                    lease_expires_at=now + _lease_seconds(),
+                )
     return outcome
 
 

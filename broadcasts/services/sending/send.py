@@ -442,10 +442,14 @@ def _send_built(
     builder: blocks.DeliveryBuilder,
 ) -> SendOutcome:
     quota_problem = _reserve_quota(broadcast, gateway, now_fn(), builder.wait_complete)
+    if keeper.lost.is_set():  # (e.g. while the quota waited for the build): not ours to release
+        return SendOutcome("skipped", "lease moved to another run")
     if quota_problem is not None:
         action, message = quota_problem
         with transaction.atomic():
             locked = Broadcast.objects.select_for_update().get(pk=broadcast.pk)
+            if locked.status != S.SENDING or locked.lease_owner != owner:
+                return SendOutcome("skipped", f"leased by {locked.lease_owner or 'nobody'}")
             if action == "needs_attention":
                 _stop(locked, action, message)
             else:

@@ -7,6 +7,7 @@ complete. Who received what is checked in the LINE sandbox's own delivery log.""
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from itertools import pairwise
 
@@ -230,3 +231,21 @@ def test_a_monthly_limit_is_checked_against_every_recipient_not_the_first_block(
     assert outcome.status == "needs_attention"
     assert "必要 3,201 通" in outcome.detail
     assert line_sandbox.state.deliveries(endpoint=MULTICAST) == []
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_builder_whose_run_lost_the_lease_adds_no_row(drafter, reviewer, now, small_blocks):
+    """Run A was presumed dead and run B took the send over: A's builder, asked to build the
+    rest, finds the lease gone and writes nothing (B builds them, with its own blocks)."""
+    subscribers(94_000, 3201)
+    b = claimed(drafter, reviewer, now)
+    prepared, _ = send._prepare(b.pk, now, "host:1:a")
+    assert prepared is not None
+    Broadcast.objects.filter(pk=b.pk).update(lease_owner="host:2:b")
+    builder = build.DeliveryBuilder(prepared, "host:1:a", timezone.now, threading.Event())
+    builder.start()
+
+    assert builder.wait_complete() is False
+    builder.stop()
+    assert [d.seq for d in rows(b)] == [1, 2]

@@ -25,8 +25,9 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 
-# LINE counts a second; requests reserved 1 s apart may arrive closer than that.
-WINDOW_MARGIN_SECONDS = 0.02
+# LINE counts a second; requests reserved 1 s apart may arrive closer than that (0.02 let
+# 201–203 through in a sliding second of the 1,000,000-recipient bench).
+WINDOW_MARGIN_SECONDS = 0.05
 
 _SLIDING_LOG = """
 if redis.replicate_commands then redis.replicate_commands() end  -- TIME, then writes (Redis < 5)

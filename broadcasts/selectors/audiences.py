@@ -155,7 +155,7 @@ def _hits(column: str, mask: int) -> Any:
 
 
 def followers_for_spec(
-    spec: AudienceSpec, languages: dict[int | None, str] | None = None
+    spec: AudienceSpec, languages: dict[int | None, str] | None = None, *, after: int = 0
 ) -> QuerySet[Follower]:
     """The active followers a broadcast with this audience reaches: the one query builder
     behind the count the screens show and the recipients the sender reads.
@@ -168,8 +168,11 @@ def followers_for_spec(
         AND (language_id IN :languages OR (:ja_included AND language_id IS NULL))
 
     (each line only when that dimension narrows). ``languages``: id → code, if the caller
-    has read them already."""
+    has read them already. ``after``: only followers with a higher ``id`` (a block of a
+    send's rows, ``sending/build.py``), so each block's scan starts where the last ended."""
     followers = followers_active()
+    if after:
+        followers = followers.filter(id__gt=after)
     if spec.audience == Broadcast.Audience.STAFF_TEST:
         return followers.filter(is_staff_test_recipient=True)
     masks = _masks(

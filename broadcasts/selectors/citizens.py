@@ -13,14 +13,18 @@ def followers_active() -> QuerySet[Follower]:
     return Follower.objects.filter(unfollowed_at__isnull=True)
 
 
-def followers_for_audience(audience: str, category_ids: Iterable[int]) -> QuerySet[Follower]:
+def followers_for_audience(
+    audience: str, category_ids: Iterable[int], after: int = 0
+) -> QuerySet[Follower]:
     """Who a broadcast reaches. ALL is sent with the broadcast API, so this is an estimate
     from our follower table; the others are exactly the multicast recipients. The same query
-    builder as a targeted audience's (``audiences.followers_for_spec``), without narrowing."""
+    builder as a targeted audience's (``audiences.followers_for_spec``), without narrowing.
+
+    ``after``: only followers with a higher ``id`` (a block of a send's rows, sending/build.py)."""
     from .audiences import AudienceSpec, followers_for_spec
 
     return followers_for_spec(
-        AudienceSpec(audience=audience, category_ids=tuple(sorted(category_ids)))
+        AudienceSpec(audience=audience, category_ids=tuple(sorted(category_ids))), after=after
     )
 
 

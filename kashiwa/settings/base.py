@@ -352,6 +352,11 @@ SEND_WINDOW_END = env.get("SEND_WINDOW_END", "17:15")
 EMERGENCY_BROADCAST_RESERVE = env.get_int("EMERGENCY_BROADCAST_RESERVE", 5)
 MULTICAST_MAX_PER_SECOND = env.get_int("MULTICAST_MAX_PER_SECOND", 200)
 MULTICAST_CONCURRENCY = env.get_int("MULTICAST_CONCURRENCY", 6)
+# PostgreSQL builds a multicast send's rows in blocks while it sends (sending/build.py): the
+# first block before the first request, then blocks of the step ahead of the senders. Both
+# are rounded down to whole multicasts of 500 (at least one).
+MULTICAST_BUILD_FIRST_RECIPIENTS = env.get_int("MULTICAST_BUILD_FIRST_RECIPIENTS", 20_000)
+MULTICAST_BUILD_STEP_RECIPIENTS = env.get_int("MULTICAST_BUILD_STEP_RECIPIENTS", 100_000)
 # A send that stops making progress for this long is taken over by another worker.
 SEND_LEASE_SECONDS = env.get_int("SEND_LEASE_SECONDS", 60)
 # Test sends per person: each costs LINE quota and buzzes the staff test recipients' phones.

@@ -68,6 +68,12 @@ def _finish(
             .values_list("request_id", flat=True)[:20]
         ),
     }
+    if broadcast.deliveries_total == 0 and stop is None:
+        # The rows were still being built (build.py) when this run ended (its builder failed):
+        # whatever was accepted, the send is not complete. The next run resumes the build.
+        message = "送信リクエストの準備が途中で止まったため再試行します。"
+        _release_for_retry(broadcast, message, now, summary)
+        return SendOutcome("retry_later", message)
     if stop is not None:
         action, message = stop
         logger.warning("broadcast %s stopped (%s): %s", broadcast.pk, action, message)

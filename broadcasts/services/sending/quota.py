@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 
 from django.db import transaction
 
@@ -50,7 +51,10 @@ def _pending_messages(broadcast_ids: list[int], totals: dict[int, int]) -> int:
 
 
 def _reserve_quota(
-    broadcast: Broadcast, gateway: LineGateway, now: dt.datetime
+    broadcast: Broadcast,
+    gateway: LineGateway,
+    now: dt.datetime,
+    wait_built: Callable[[], bool] | None = None,
 ) -> tuple[str, str] | None:
     """Before the first request, reserve this send's messages against the month's quota.
 
@@ -63,7 +67,11 @@ def _reserve_quota(
 
     When the quota cannot be read: ordinary sends wait and retry; emergencies go (an
     emergency is never held back by a statistics endpoint; LINE itself refuses a send over
-    the limit, which stops it as 要対応)."""
+    the limit, which stops it as 要対応).
+
+    A send whose rows are still being built (``deliveries_total`` 0, see build.py) does not
+    know how many messages it needs: with a monthly limit, ``wait_built`` builds the rest
+    first and the reservation counts them all; without one, nothing waits."""
     if (
         broadcast.quota_reserved_at is not None
         or broadcast.deliveries.filter(status=D.ACCEPTED).exists()
@@ -87,6 +95,13 @@ def _reserve_quota(
         Broadcast.objects.filter(pk=broadcast.pk).update(quota_reserved_at=now)
         broadcast.quota_reserved_at = now
         return None
+    if broadcast.deliveries_total == 0:
+        if wait_built is None or not wait_built():
+            return (
+                "retry_later",
+                f"送信リクエストの準備が終わらないため、{RETRY_LATER_SECONDS}秒後に再試行します。",
+            )
+        broadcast.refresh_from_db(fields=["deliveries_total", "recipient_count"])
     with transaction.atomic():
         in_progress = list(
             Broadcast.objects.select_for_update()

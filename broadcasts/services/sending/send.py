@@ -34,6 +34,7 @@ from .. import audiences
 from ..audit import audit_record
 from ..lifecycle import compute_hash
 from ..scheduling import MULTICAST_CHUNK
+from . import build as blocks
 from .dispatch import _emergency_approved, _hold, _window_check
 from .finish import SendOutcome, _finish, _release_for_retry, _stop
 from .lease import LeaseKeeper, _lease_seconds, lease_owner_new
@@ -175,8 +176,19 @@ def _prepare(
                 _hold(broadcast, at=hold[0], reason=hold[1], from_sending=True)
                 return None, SendOutcome("held", hold[1])
         if broadcast.deliveries_total == 0 and not broadcast.deliveries.exists():
-            _create_deliveries(broadcast, now)
-            if broadcast.deliveries_total == 0:
+            if blocks.builds_in_blocks(broadcast):
+                # The first block now, so that the first request leaves at once; the
+                # sending process's builder adds the rest (build.py).
+                complete = blocks.deliveries_build_block(
+                    broadcast, now=now, limit=blocks.first_block()
+                )
+                empty = complete and broadcast.deliveries_total == 0
+                if not empty and audiences.broadcast_is_targeted(broadcast):
+                    audiences.aggregation_unit_assign(broadcast=broadcast, now=now)
+            else:
+                _create_deliveries(broadcast, now)
+                empty = broadcast.deliveries_total == 0
+            if empty:
                 broadcast.save(update_fields=["recipient_count", "deliveries_total"])
                 _stop(broadcast, "needs_attention", "配信対象の友だちが0人のため送信できません。")
                 return None, SendOutcome("needs_attention", "no recipients")
@@ -424,21 +436,38 @@ def _send_leased(
     sleep: Callable[[float], None],
     keeper: LeaseKeeper,
 ) -> SendOutcome:
+    builder = blocks.DeliveryBuilder(broadcast, owner, now_fn, keeper.lost)
+    builder.start()
+    try:
+        return _send_built(broadcast, owner, gateway, now_fn, sleep, keeper, builder)
+    finally:
+        builder.stop()
 
-    quota_problem = _reserve_quota(broadcast, gateway, now_fn())
+
+def _send_built(
+    broadcast: Broadcast,
+    owner: str,
+    gateway: LineGateway,
+    now_fn: Callable[[], dt.datetime],
+    sleep: Callable[[float], None],
+    keeper: LeaseKeeper,
+    builder: blocks.DeliveryBuilder,
+) -> SendOutcome:
+    quota_problem = _reserve_quota(broadcast, gateway, now_fn(), builder.wait_complete)
+    if keeper.lost.is_set():  # (e.g. while the quota waited for the build): not ours to release
+        return SendOutcome("skipped", "lease moved to another run")
     if quota_problem is not None:
         action, message = quota_problem
         with transaction.atomic():
             locked = Broadcast.objects.select_for_update().get(pk=broadcast.pk)
+            if locked.status != S.SENDING or locked.lease_owner != owner:
+                return SendOutcome("skipped", f"leased by {locked.lease_owner or 'nobody'}")
             if action == "needs_attention":
                 _stop(locked, action, message)
             else:
                 _release_for_retry(locked, message, now_fn(), {})
         return SendOutcome(action, message)
 
-    pending_ids = list(
-        broadcast.deliveries.filter(status=D.PENDING).order_by("seq").values_list("id", flat=True)
-    )
     audiences.sending_prepare(broadcast)  # language versions and unit, read before the threads
     # One pool of sending threads for the whole send (threads, and their connections to the
     # cache that rate-limits them, are not re-created for every window of chunks).
@@ -446,11 +475,10 @@ def _send_leased(
         max_workers=max(settings.MULTICAST_CONCURRENCY, 1), thread_name_prefix="line-send"
     )
     try:
-        stop, last_error = _send_all(
-            broadcast, pending_ids, gateway, now_fn, sleep, pool, keeper.lost
-        )
+        stop, last_error = _send_all(broadcast, builder, gateway, now_fn, sleep, pool, keeper.lost)
     finally:
         pool.shutdown(wait=True)
+    builder.stop()  # stopped early (要対応, lease lost): not one more row
     if keeper.lost.is_set():
         return SendOutcome("skipped", "lease moved to another run")
     return _finish(broadcast.pk, stop, last_error, owner, now_fn())
@@ -458,7 +486,7 @@ def _send_leased(
 
 def _send_all(
     broadcast: Broadcast,
-    pending_ids: list[int],
+    builder: blocks.DeliveryBuilder,
     gateway: LineGateway,
     now_fn: Callable[[], dt.datetime],
     sleep: Callable[[float], None],
@@ -467,8 +495,11 @@ def _send_all(
 ) -> tuple[tuple[str, str] | None, str]:
     stop: tuple[str, str] | None = None
     last_error = ""
+    # The first round takes the rows in order as they are built; later rounds only the ones
+    # that met a temporary error.
+    deliveries: Iterator[Delivery] = blocks.pending_in_order(broadcast, builder)
     for attempt in range(len(INLINE_BACKOFF_SECONDS) + 1):
-        outcome = _send_round(broadcast, _pending(pending_ids), gateway, now_fn, pool, lost)
+        outcome = _send_round(broadcast, deliveries, gateway, now_fn, pool, lost)
         retry = [d.pk for d in outcome.temporary]
         if outcome.temporary:
             last_error = (
@@ -481,7 +512,7 @@ def _send_all(
             stop = outcome.stop
         if stop is not None or not retry or lost.is_set():
             break
-        pending_ids = retry
+        deliveries = _pending(retry)
         if attempt < len(INLINE_BACKOFF_SECONDS):
             sleep(INLINE_BACKOFF_SECONDS[attempt] * (4 if outcome.rate_limited else 1))
     return stop, last_error

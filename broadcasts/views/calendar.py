@@ -16,8 +16,9 @@ from django.utils import timezone
 from broadcasts import selectors
 from broadcasts.models import Broadcast, CalendarOverride
 from broadcasts.permissions import can_administer
-from broadcasts.schedule import Calendar, format_date, format_hm, format_jst, jst_date
+from broadcasts.schedule import Calendar, format_hm, format_jst, jst_date
 from broadcasts.selectors.dashboard import scheduled_per_day
+from broadcasts.templatetags.kashiwa import display_date
 
 CALENDAR_DAYS = 60
 # A busy day shows its first entries and "ほか N 件" (keeps the page fast with many sends).
@@ -72,7 +73,7 @@ def calendar_days(*, today: date, days: int = CALENDAR_DAYS) -> list[CalendarDay
         result.append(
             CalendarDay(
                 date=d,
-                label=format_date(d),
+                label=display_date(d),
                 is_open=reason is None,
                 closed_reason=reason,
                 override=overrides.get(d),

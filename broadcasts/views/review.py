@@ -47,6 +47,7 @@ from ..services.lifecycle import (
     broadcast_snapshot,
 )
 from ..services.scheduling import schedule_for
+from ..templatetags.kashiwa import jst
 from .compose import _broadcast_or_404
 from .emergency import emergency_context
 from .otp import second_factor_verified_at
@@ -108,7 +109,7 @@ def _timeline(events: list[BroadcastEvent]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "event": event,
-                "when": format_jst(event.created_at),
+                "when": jst(event.created_at),
                 "verb": VERB_LABELS.get(event.verb, event.verb),
                 "changed": [FIELD_LABELS.get(c, c) for c in changed or []],
                 "recipient_count": (event.data or {}).get("recipient_count"),
@@ -158,7 +159,7 @@ def _detail_context(
         "progress_step": broadcast.progress_step,
         "progress_polling": broadcast.status == Broadcast.Status.SENDING,
         "rejection": rejection,
-        "rejection_when": format_jst(rejection.created_at) if rejection else "",
+        "rejection_when": jst(rejection.created_at) if rejection else "",
         "seen_hash": compute_hash(broadcast),
         "approve_form": ApproveForm(initial={"seen_hash": compute_hash(broadcast)}),
         "reject_form": reject_form or RejectForm(),

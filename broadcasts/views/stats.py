@@ -28,8 +28,9 @@ from django.views.decorators.http import require_GET, require_POST
 from ..csvsafe import csv_safe_row
 from ..forms.fields import SafeDateField
 from ..models import Broadcast, BroadcastStats
-from ..schedule import JST, format_jst, jst_date
+from ..schedule import JST, jst_date
 from ..selectors.stats import DELIVERED, per_category, per_day, percent, sent_between
+from ..templatetags.kashiwa import display_date, jst
 
 PAGE_SIZE = 50
 DEFAULT_DAYS = 30
@@ -90,7 +91,10 @@ def stats_overview(request: HttpRequest) -> HttpResponse:
         clicks=Sum("stats__unique_click"),
     )
     page = Paginator(qs.reverse(), PAGE_SIZE).get_page(request.GET.get("page"))
-    days = per_day(start, end, include_drills=drills)
+    # the day in the reader's language (the selector's label is the schedule's Japanese one)
+    days = [
+        {**d, "label": display_date(d["date"])} for d in per_day(start, end, include_drills=drills)
+    ]
     categories = per_category(start, end, include_drills=drills)
     chart = {
         "days": {
@@ -264,7 +268,7 @@ def broadcast_stats(request: HttpRequest, pk: int) -> HttpResponse:
     row = _row_with(broadcast, stats)
     context = {"broadcast": broadcast, **row, "sent_at": broadcast.sent_at}
     if broadcast.sent_at:
-        context["sent_label"] = format_jst(broadcast.sent_at)
+        context["sent_label"] = jst(broadcast.sent_at)
     template = "broadcasts/stats_panel.html"
     if not request.headers.get("HX-Request"):
         template = "broadcasts/stats_broadcast.html"

@@ -14,7 +14,8 @@ stay Japanese, and only this, is removed from the page before the check:
 * the account's name (``settings.ACCOUNT_NAME``, and its first character as the preview's icon);
 * an element that declares itself Japanese (``lang="ja"``: the language switcher's 日本語);
 * ``KNOWN_GAPS``: Japanese made in Python below the views that the catalogue does not reach
-  yet, each a pattern for a whole line, by where it comes from. Anything else fails the test.
+  yet, each a pattern for a whole line, by where it comes from, and on the draft's own pages
+  the pre-send checklist exactly as ``checks.broadcast_checks`` words it. Anything else fails.
 
 Not in ``SCREENS`` yet, for the same reason: the personal-data register (its purposes and
 retentions are declared in Japanese on the models).
@@ -34,6 +35,7 @@ from django.apps import apps
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
+from django.utils import translation
 
 from broadcasts.models import Category, CitizenMessage
 from broadcasts.models.audit import VERB_LABELS
@@ -84,7 +86,13 @@ KNOWN_GAPS: dict[str, tuple[str, ...]] = {
         r": LINE にアカウント情報を問い合わせられませんでした（LINE に接続できません: \w+）。",
     ),
     # views/compose.effective_preview and schedule.py's reasons: the send time as a sentence
-    "send-time sentence": (r"承認され次第送信します。今承認されると .+（.+）。",),
+    "send-time sentence": (
+        r"承認され次第送信します。今承認されると .+（.+）。",
+        r"直ちに送信されます（if approved now）",
+    ),
+    # schedule.Calendar.closed_reason: why a day is closed (the national holiday's own name)
+    "closed days": (r"土曜日", r"日曜日", r"祝日（[^（）]+）", r"休日（[^（）]+）"),
+    # checks.py: the pre-send checklist's levels, names and findings (see checklist_texts)
 }
 
 
@@ -160,6 +168,25 @@ def leftovers(page: str, allowed: list[str]) -> list[str]:
     return sorted(found)
 
 
+@pytest.fixture(autouse=True)
+def pinned():
+    """Time pinned (the calendar's holidays, the checks' day); and English, which the locale
+    middleware leaves active in this thread after a request, is not left to the next test."""
+    try:
+        with time_machine.travel(NOW, tick=False):
+            yield
+    finally:
+        translation.activate(settings.LANGUAGE_CODE)
+
+
+def checklist_texts(broadcast) -> set[str]:
+    """The "pre-send checks" gap, exactly: what ``checks.broadcast_checks`` says of this draft."""
+    from broadcasts import checks
+
+    found = checks.broadcast_checks(broadcast)
+    return {t for c in found for t in (c.level_label, c.label, c.detail) if t}
+
+
 @pytest.fixture
 def world(drafter, reviewer):
     category = Category.objects.get(code="childcare_education")
@@ -193,6 +220,12 @@ SCREENS = [
     ("drafter", "broadcasts:list", None),
     ("drafter", "broadcasts:create", None),
     ("drafter", "broadcasts:templates", None),
+    ("drafter", "broadcasts:detail", "draft"),
+    ("drafter", "broadcasts:edit", "draft"),
+    ("drafter", "broadcasts:calendar", None),
+    ("drafter", "broadcasts:calendar_month", None),
+    ("drafter", "broadcasts:calendar_week", None),
+    ("drafter", "broadcasts:stats", None),
     ("drafter", "broadcasts:audience_edit", "draft"),
     ("drafter", "broadcasts:line_link", None),
     ("drafter", "password_change", None),
@@ -206,6 +239,9 @@ SCREENS = [
 ]
 
 
+CHECKLIST_SCREENS = {"broadcasts:detail", "broadcasts:edit"}
+
+
 @pytest.mark.parametrize(("role", "name", "obj"), SCREENS, ids=[s[1] for s in SCREENS])
 def test_a_staff_screen_in_english_has_no_japanese_of_its_own(
     client, request, world, role, name, obj
@@ -217,14 +253,14 @@ def test_a_staff_screen_in_english_has_no_japanese_of_its_own(
             *quoted_policy(),
             settings.ACCOUNT_NAME,
             settings.ACCOUNT_NAME[:1],  # the LINE preview's round icon
+            *(checklist_texts(world["draft"]) if name in CHECKLIST_SCREENS else ()),
         },
         key=len,
         reverse=True,
     )
-    with time_machine.travel(NOW, tick=False):
-        client.force_login(user)
-        client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
-        response = client.get(reverse(name, args=[world[obj].pk] if obj else []))
+    client.force_login(user)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    response = client.get(reverse(name, args=[world[obj].pk] if obj else []))
     assert response.status_code == 200
     assert 'lang="en"' in response.content.decode()[:500]  # the page says it is English
     assert leftovers(response.content.decode(), allowed) == []

@@ -44,3 +44,13 @@ def _fresh_cache():
 
     cache.clear()
     yield
+
+
+@pytest.fixture(autouse=True)
+def _japanese_after_each_test():
+    """Django keeps the language a request activated in the thread: a test that asked for
+    English screens must not leave the next test (or a date filter it calls) in English."""
+    from django.utils import translation
+
+    yield
+    translation.activate("ja")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from ..services import citizens
@@ -39,7 +40,10 @@ def process_new_webhook_events() -> int:
 
 @shared_task(name="broadcasts.tasks_citizens.process_pending_webhook_events", ignore_result=True)
 def process_pending_webhook_events() -> int:
-    """Backstop: events that were stored while the broker was down, or whose worker died."""
+    """Backstop: events that were stored while the broker was down, or whose worker died
+    (with coalesced wake-ups, the processor itself: it takes back a dead one's events)."""
+    if settings.WEBHOOK_COALESCE_WAKEUPS:
+        return citizens.webhook_events_process_new(now_fn=timezone.now)
     now = timezone.now()
     return citizens.webhook_events_process(
         webhook_event_ids=citizens.webhook_events_pending(now=now), now_fn=timezone.now

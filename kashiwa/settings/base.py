@@ -276,6 +276,11 @@ else:
     CACHES = {"default": embedded_cache(DATA_DIR / "cache")}
 # The webhook wakes one processing task for many events (the flag is in the shared cache).
 WEBHOOK_COALESCE_WAKEUPS = True
+# One webhook processor at a time holds this lease (renewed every batch); a processor that died
+# loses it after this long and the next one takes its unfinished events back.
+WEBHOOK_PROCESSOR_LEASE_SECONDS = env.get_int("WEBHOOK_PROCESSOR_LEASE_SECONDS", 15)
+if WEBHOOK_PROCESSOR_LEASE_SECONDS < 2:
+    raise env.ConfigError("WEBHOOK_PROCESSOR_LEASE_SECONDS は 2 以上にしてください")
 
 # --- LINE -----------------------------------------------------------------------------
 SANDBOX_HOST = env.get("LINE_SANDBOX_HOST", "127.0.0.1") or "127.0.0.1"

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Func, JSONField, Q
 from django.utils import timezone
+
+from kashiwa import cache as shared
 
 from ... import citizen_defaults
 from ...line.gateway import get_gateway
@@ -99,11 +102,12 @@ def webhook_events_store(*, payload: Any) -> list[str]:
     if not rows:
         return []
     ids = [row.webhook_event_id for row in rows]
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        _insert_postgresql(rows, now)
+        _enqueue(ids)  # committed: the statement was its own transaction
+        return ids
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            # The acknowledgement LINE waits for need not wait for the WAL flush: a database
-            # crash could lose the last fraction of a second of auto-reply triggers, never
-            # corrupt anything. Everything else in the app commits synchronously.
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
         WebhookEvent.objects.bulk_create(rows, ignore_conflicts=True)
@@ -111,12 +115,67 @@ def webhook_events_store(*, payload: Any) -> list[str]:
     return ids
 
 
-# One processing task at a time is enough to wake: it keeps taking new events until there
-# are none. Coalescing wake-ups needs a cache every process shares (Redis, or the embedded
-# default's SQLite files: settings.WEBHOOK_COALESCE_WAKEUPS); without one every request
-# enqueues its own task.
+def _insert_postgresql(rows: list[WebhookEvent], now: dt.datetime) -> None:
+    """The events of one request in one statement, its own transaction: one round trip to
+    the database, the acknowledgement LINE waits for.
+
+    The acknowledgement need not wait for the WAL flush either (``synchronous_commit`` off
+    for this transaction only, set inside the statement): a database crash could lose the
+    last fraction of a second of auto-reply triggers, never corrupt anything. Everything else
+    in the app commits synchronously.
+
+    Django's health check of a reused connection (a ``SELECT 1`` before the first query of
+    each request) is skipped: a connection found broken is closed and the statement sent
+    once more on a new one, which an insert-or-ignore allows. A second failure propagates
+    (the webhook answers 500 and LINE redelivers): no event is lost either way."""
+    table = WebhookEvent._meta.db_table
+    sql = (
+        f"INSERT INTO {table} (webhook_event_id, event_type, line_user_id, payload, "  # noqa: S608 - our table name
+        "is_redelivery, received_at, processing_started_at, processed_at, error) "
+        "SELECT e.id, e.type, e.user_id, e.payload, e.redelivery, %s, NULL, NULL, '' "
+        "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async, "
+        "jsonb_to_recordset(%s::jsonb) AS e(id text, type text, user_id text, payload jsonb, "
+        "redelivery boolean) ON CONFLICT (webhook_event_id) DO NOTHING"
+    )
+    data = json.dumps(
+        [
+            {
+                "id": row.webhook_event_id,
+                "type": row.event_type,
+                "user_id": row.line_user_id,
+                "payload": row.payload,
+                "redelivery": row.is_redelivery,
+            }
+            for row in rows
+        ],
+        ensure_ascii=False,
+    )
+    for attempt in (1, 2):
+        connection.health_check_done = True  # see above: the retry stands in for it
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, [now, data])
+            return
+        except (OperationalError, InterfaceError):
+            if attempt == 2:
+                raise
+            logger.warning("database connection broken; storing the webhook events again")
+            with contextlib.suppress(Exception):
+                connection.close()
+
+
+# One processor at a time takes the new events (``PROCESSOR_KEY``, a lease renewed every
+# batch), and it keeps taking them until there are none. The webhook wakes it through
+# ``WAKE_KEY``: a request enqueues a processing task only if no wake-up is pending, so a burst
+# of N acknowledgements enqueues a handful of tasks, not N. Both live where every process sees
+# them (Redis, or the embedded default's shared cache: kashiwa/cache.py); without coalescing
+# (settings.WEBHOOK_COALESCE_WAKEUPS off) every request enqueues its own task.
 WAKE_KEY = "webhook:processor-awake"
-WAKE_SECONDS = 2
+WAKE_SECONDS = 10
+PROCESSOR_KEY = "webhook:processor"
+#: how long a processor waits for more events before claiming a batch that is not full, and
+#: before leaving when it finds none
+GATHER_SECONDS = 0.1
 
 
 def _enqueue(webhook_event_ids: list[str]) -> None:
@@ -126,7 +185,7 @@ def _enqueue(webhook_event_ids: list[str]) -> None:
             enqueue.task_send(
                 enqueue.PROCESS_WEBHOOK_EVENTS, args=[webhook_event_ids], ignore_result=True
             )
-        elif cache.add(WAKE_KEY, 1, WAKE_SECONDS):
+        elif shared.flag_add(WAKE_KEY, "1", WAKE_SECONDS):
             enqueue.task_send(enqueue.PROCESS_NEW_WEBHOOK_EVENTS, ignore_result=True)
         # else: a processor is queued or running and will see these committed rows.
     except Exception:
@@ -135,40 +194,88 @@ def _enqueue(webhook_event_ids: list[str]) -> None:
         # clearing the wake flag may fail when the cache is what is down.
         logger.exception("could not enqueue webhook events %s; the sweeper will", webhook_event_ids)
         with contextlib.suppress(Exception):
-            cache.delete(WAKE_KEY)
+            shared.flag_delete(WAKE_KEY)
 
 
 def webhook_events_process_new(
     *,
-    batch: int = 50,
+    batch: int = 100,
     max_rounds: int = 400,
+    gather: float = GATHER_SECONDS,
     now_fn: Callable[[], dt.datetime] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
-    """Process every event nobody has claimed yet, until there are none.
+    """Process every new event, until there are none: the one processor of the webhook's
+    events (returns 0 at once if another holds the lease; that one looks again before it
+    leaves).
 
-    Several of these may run at once (a wake-up every couple of seconds under load): each
-    claims its own batches (``select_for_update(skip_locked=True)``), so they share the work.
-    Before leaving it clears the wake flag and looks once more: an event committed while the
-    flag was still set (its request did not enqueue) is committed before that last look, and
-    one committed after it finds the flag clear and enqueues a new processor."""
+    Taking the lease it first takes back the events a processor that died had claimed and not
+    finished (only the lease's holder claims, so any such claim is a dead one's; the state of
+    a batch is committed in one transaction, so a dead one's batch is done again whole, and a
+    reply it may have sent is refused by LINE, which accepts a reply token once). Events whose
+    processing failed wait ``STALE_CLAIM`` before they are tried again.
+
+    Leaving, it releases the lease, clears the wake flag and looks once more: an event
+    committed while the flag was still set (its request did not enqueue) is committed before
+    that last look, and one committed after it finds the flag clear and wakes a processor."""
+    now_fn = now_fn or timezone.now
+    owner = uuid.uuid4().hex
+    lease = settings.WEBHOOK_PROCESSOR_LEASE_SECONDS
+    if not shared.flag_add(PROCESSOR_KEY, owner, lease):
+        return 0
+    _reclaim_orphans(now_fn())
+    holding = True
 
     def claim(now: dt.datetime) -> list[WebhookEvent]:
+        nonlocal holding
+        if not holding or not shared.flag_renew(PROCESSOR_KEY, owner, lease):
+            holding = False
+            logger.warning("webhook processor lost its lease; leaving to the next one")
+            return []
         events = _claim_batch(limit=batch, now=now)
+        if len(events) < batch and gather > 0:
+            sleep(gather)  # a fuller batch: fewer, larger transactions under load
+            events += _claim_batch(limit=batch - len(events), now=now_fn())
         if not events:
-            cache.delete(WAKE_KEY)
-            events = _claim_batch(limit=batch, now=now)
-            if events:
-                cache.add(WAKE_KEY, 1, WAKE_SECONDS)
+            shared.flag_release(PROCESSOR_KEY, owner)
+            holding = False
+            shared.flag_delete(WAKE_KEY)
+            if _unclaimed_exists() and shared.flag_add(PROCESSOR_KEY, owner, lease):
+                holding = True
+                events = _claim_batch(limit=batch, now=now_fn())
         return events
 
-    processed, more = _process_claimed(
-        claim, batch=batch, max_rounds=max_rounds, now_fn=now_fn or timezone.now, sleep=sleep
-    )
+    try:
+        processed, more = _process_claimed(
+            claim, batch=batch, max_rounds=max_rounds, now_fn=now_fn, sleep=sleep
+        )
+    finally:
+        if holding:
+            with contextlib.suppress(Exception):
+                shared.flag_release(PROCESSOR_KEY, owner)
     if more:
         # Still more after many rounds: hand over to a fresh task rather than run forever.
         enqueue.task_send(enqueue.PROCESS_NEW_WEBHOOK_EVENTS, ignore_result=True)
     return processed
+
+
+def _reclaim_orphans(now: dt.datetime) -> int:
+    """Unclaim what a processor that died left claimed: events without an error (a failed
+    event is tried again after ``STALE_CLAIM``)."""
+    count = (
+        WebhookEvent.objects.filter(processed_at__isnull=True, processing_started_at__isnull=False)
+        .filter(Q(error="") | Q(processing_started_at__lt=now - STALE_CLAIM))
+        .update(processing_started_at=None)
+    )
+    if count:
+        logger.warning("%d webhook events a stopped processor had claimed are taken back", count)
+    return count
+
+
+def _unclaimed_exists() -> bool:
+    return WebhookEvent.objects.filter(
+        processed_at__isnull=True, processing_started_at__isnull=True
+    ).exists()
 
 
 def webhook_events_process(

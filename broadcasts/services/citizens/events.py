@@ -312,6 +312,8 @@ def webhook_event_process(*, webhook_event_id: str, now: dt.datetime | None = No
 def _claim_batch(*, limit: int, now: dt.datetime) -> list[WebhookEvent]:
     """Take the oldest unclaimed events; rows another processor is claiming are skipped.
     (On SQLite the IMMEDIATE transaction serialises claimers instead.)"""
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        return _claim_batch_postgresql(limit=limit, now=now)
     with transaction.atomic():
         events = list(
             WebhookEvent.objects.select_for_update(skip_locked=True)
@@ -319,6 +321,24 @@ def _claim_batch(*, limit: int, now: dt.datetime) -> list[WebhookEvent]:
             .order_by("received_at", "id")[:limit]
         )
         WebhookEvent.objects.filter(pk__in=[e.pk for e in events]).update(processing_started_at=now)
+    return events
+
+
+def _claim_batch_postgresql(*, limit: int, now: dt.datetime) -> list[WebhookEvent]:
+    """The same claim in one statement, its own transaction (a round trip, not four). Its
+    commit does not wait for the WAL flush: a claim lost in a database crash only leaves the
+    events unclaimed, to be claimed again."""
+    table = WebhookEvent._meta.db_table
+    columns = ", ".join(f.column for f in WebhookEvent._meta.concrete_fields)
+    sql = (
+        f"UPDATE {table} SET processing_started_at = %s "  # noqa: S608 - our table name
+        "WHERE (SELECT set_config('synchronous_commit', 'off', true)) = 'off' AND id IN ("
+        f"SELECT id FROM {table} WHERE processed_at IS NULL AND processing_started_at IS NULL "
+        "ORDER BY received_at, id LIMIT %s FOR UPDATE SKIP LOCKED) "
+        f"RETURNING {columns}"
+    )
+    events = list(WebhookEvent.objects.raw(sql, [now, limit]))
+    events.sort(key=lambda e: (e.received_at, e.pk))
     return events
 
 
@@ -460,7 +480,8 @@ def _record(outcomes: list[tuple[Any, str]], now: dt.datetime) -> int:
         by_error.setdefault(error, []).append(event.pk)
     if expired:
         logger.warning("%d replies not attempted: their reply tokens had expired", expired)
-    with transaction.atomic():
+    # one UPDATE (the usual case) needs no transaction of its own: a round trip, not three
+    with transaction.atomic() if len(by_error) > 1 else contextlib.nullcontext():
         for error, pks in by_error.items():
             WebhookEvent.objects.filter(pk__in=pks).update(
                 processed_at=now, error=error, payload=_Forgotten("payload")

@@ -520,7 +520,9 @@ def test_two_processors_at_once_one_takes_the_burst_each_event_once(
     warm_up(line_sandbox)
     line_sandbox.set_fault("/v2/bot/message/reply", mode="latency", latency_ms=30, count=None)
     users = [synthetic_user_id(920_000 + i) for i in range(60)]
-    monkeypatch.setattr(events, "_enqueue", lambda ids: None)  # the two below process them
+    monkeypatch.setattr(
+        events, "_enqueue", lambda ids, streams=None: None
+    )  # the two below process them
     store(line_sandbox, [follow_event(u) for u in users])
     counts: list[int] = []
     start = threading.Barrier(2)
@@ -550,7 +552,7 @@ def test_events_a_dead_processor_claimed_are_taken_back_by_the_next(line_sandbox
     once. (tests/chaos kills a real worker.)"""
     from kashiwa import cache as shared
 
-    monkeypatch.setattr(events, "_enqueue", lambda ids: None)
+    monkeypatch.setattr(events, "_enqueue", lambda ids, streams=None: None)
     users = [synthetic_user_id(930_000 + i) for i in range(7)]
     store(line_sandbox, [follow_event(u) for u in users])
     now = timezone.now()
@@ -558,7 +560,7 @@ def test_events_a_dead_processor_claimed_are_taken_back_by_the_next(line_sandbox
     assert citizens.webhook_events_process_new(now_fn=timezone.now, gather=0) == 7
     assert [len(texts(line_sandbox, u)) for u in users] == [1] * 7
     assert not WebhookEvent.objects.filter(processed_at__isnull=True).exists()
-    assert shared.flag_get(events.PROCESSOR_KEY) is None  # released
+    assert shared.flag_get(events.PROCESSOR_KEY + ":0") is None  # released
 
 
 @pytest.mark.django_db
@@ -567,20 +569,20 @@ def test_a_processor_that_lost_its_lease_stops_claiming(line_sandbox, monkeypatc
     events to that one instead of claiming them too."""
     from kashiwa import cache as shared
 
-    monkeypatch.setattr(events, "_enqueue", lambda ids: None)
+    monkeypatch.setattr(events, "_enqueue", lambda ids, streams=None: None)
     users = [synthetic_user_id(940_000 + i) for i in range(4)]
     store(line_sandbox, [follow_event(u) for u in users])
     real_claim = events._claim_batch
 
     def claim_then_lose(**kwargs):
         claimed = real_claim(**kwargs)
-        shared.flag_delete(events.PROCESSOR_KEY)  # expired...
-        shared.flag_add(events.PROCESSOR_KEY, "another", 60)  # ...and taken by another
+        shared.flag_delete(events.PROCESSOR_KEY + ":0")  # expired...
+        shared.flag_add(events.PROCESSOR_KEY + ":0", "another", 60)  # ...and taken by another
         return claimed
 
     monkeypatch.setattr(events, "_claim_batch", claim_then_lose)
     assert citizens.webhook_events_process_new(batch=2, gather=0, now_fn=timezone.now) == 2
-    assert shared.flag_get(events.PROCESSOR_KEY) == "another"
+    assert shared.flag_get(events.PROCESSOR_KEY + ":0") == "another"
     assert WebhookEvent.objects.filter(processed_at__isnull=True).count() == 2
 
 
@@ -711,7 +713,7 @@ def test_a_broken_database_connection_is_replaced_and_the_event_stored(line_sand
 
     if connection.vendor != "postgresql":
         pytest.skip("the one-statement store is PostgreSQL's")
-    monkeypatch.setattr(events, "_enqueue", lambda ids: None)
+    monkeypatch.setattr(events, "_enqueue", lambda ids, streams=None: None)
     store(line_sandbox, [follow_event(synthetic_user_id(950_000))])
     pid = connection.connection.info.backend_pid
     db = connection.settings_dict
@@ -722,3 +724,43 @@ def test_a_broken_database_connection_is_replaced_and_the_event_stored(line_sand
     store(line_sandbox, [follow_event(synthetic_user_id(950_001))])
     assert WebhookEvent.objects.count() == 2
     assert connection.connection.info.backend_pid != pid
+
+
+@pytest.mark.django_db
+def test_streams_split_events_by_citizen_each_with_its_processor(
+    line_sandbox, settings, django_capture_on_commit_callbacks
+):
+    """With several streams, a request wakes the processor of each stream it has events for;
+    each processor takes only its stream's events, and a citizen's events are all in one
+    stream (in order)."""
+    from broadcasts.tasks.citizens import process_new_webhook_events
+
+    settings.WEBHOOK_STREAMS = 4
+    users = [synthetic_user_id(960_000 + i) for i in range(12)]
+    streams = {u: events.stream_of(u) for u in users}
+    assert len(set(streams.values())) > 1
+    wakeups = []
+    original = process_new_webhook_events.apply_async
+    process_new_webhook_events.apply_async = lambda **kw: wakeups.append(kw["args"][0])
+    try:
+        prepared = prepare_events(
+            line_sandbox.state,
+            [follow_event(u) for u in users] + [text_message_event(u, "ごみ") for u in users],
+        )
+        with django_capture_on_commit_callbacks(execute=True):
+            citizens.webhook_events_store(payload={"destination": "U0", "events": prepared})
+    finally:
+        process_new_webhook_events.apply_async = original
+    assert sorted(wakeups) == sorted(set(streams.values()))
+    for stream in sorted(set(streams.values())):
+        mine = [u for u in users if streams[u] == stream]
+        assert citizens.webhook_events_process_new(stream=stream, gather=0) == 2 * len(mine)
+        for user in mine:
+            sent = texts(line_sandbox, user)
+            # greeted and answered (the replies themselves go out in parallel)
+            assert len(sent) == 2 and sum("受信設定" in text for text in sent) == 1
+        later = [u for u in users if streams[u] > stream]  # not touched yet
+        assert not WebhookEvent.objects.filter(
+            line_user_id__in=later, processed_at__isnull=False
+        ).exists()
+    assert not WebhookEvent.objects.filter(processed_at__isnull=True).exists()

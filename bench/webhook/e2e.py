@@ -391,6 +391,13 @@ def main(argv: list[str]) -> int:
         "bench/lean_line.py (its own process; answers after the latency, nothing else)",
     )
     p.add_argument("--celery-concurrency", type=int, default=4, help="as in the Procfile")
+    p.add_argument(
+        "--streams",
+        type=int,
+        default=4,
+        help="WEBHOOK_STREAMS: processors that run at once (README: one per worker process, "
+        "the Procfile's -c 4); 1 is the setting's default",
+    )
     p.add_argument("--post-threads", type=int, default=32, help="connections posting at once")
     p.add_argument("--database-url", default="", help="postgresql://…/bench_<name>")
     p.add_argument("--redis-url", default="", help="broker and cache (default: embedded)")
@@ -436,6 +443,7 @@ def main(argv: list[str]) -> int:
         "LINE_API_BASE_URL": line.url,
         "LINE_DATA_API_BASE_URL": line.url,
         "PYTHONUNBUFFERED": "1",
+        "WEBHOOK_STREAMS": str(args.streams),
     }
     for key in ("REDIS_URL", "CELERY_BROKER_URL", "LINE_CHANNEL_ACCESS_TOKEN"):
         env.pop(key, None)
@@ -457,7 +465,8 @@ def main(argv: list[str]) -> int:
             f"gunicorn -w {args.web_workers} "
             + (f"--threads {args.web_threads} (gthread)" if args.web_threads else "(sync)")
             + (" --preload" if args.web_threads else "")
-            + f", Celery worker -Q default -c {args.celery_concurrency} (prefork), beat"
+            + f", Celery worker -Q default -c {args.celery_concurrency} (prefork), beat, "
+            + f"WEBHOOK_STREAMS={args.streams}"
         ),
         "cpus": os.cpu_count(),
         "loadavg_at_start": os.getloadavg(),

@@ -764,3 +764,30 @@ def test_streams_split_events_by_citizen_each_with_its_processor(
             line_user_id__in=later, processed_at__isnull=False
         ).exists()
     assert not WebhookEvent.objects.filter(processed_at__isnull=True).exists()
+
+
+@pytest.mark.django_db
+def test_the_lease_is_released_only_when_every_claimed_event_is_done(line_sandbox, monkeypatch):
+    """A processor taking the lease takes back whatever is claimed and unfinished: so a
+    processor leaving must not release it while its last replies are still in flight."""
+    from kashiwa import cache as shared
+
+    monkeypatch.setattr(events, "_enqueue", lambda ids, streams=None: None)
+    line_sandbox.set_fault("/v2/bot/message/reply", mode="latency", latency_ms=100, count=None)
+    users = [synthetic_user_id(970_000 + i) for i in range(6)]
+    store(line_sandbox, [follow_event(u) for u in users])
+    unfinished_at_release = []
+    real_release = shared.flag_release
+
+    def release(key, value):
+        unfinished_at_release.append(
+            WebhookEvent.objects.filter(
+                processing_started_at__isnull=False, processed_at__isnull=True
+            ).count()
+        )
+        real_release(key, value)
+
+    monkeypatch.setattr(shared, "flag_release", release)
+    assert citizens.webhook_events_process_new(now_fn=timezone.now, gather=0) == 6
+    assert unfinished_at_release and set(unfinished_at_release) == {0}
+    assert [len(texts(line_sandbox, u)) for u in users] == [1] * 6

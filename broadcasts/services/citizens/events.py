@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import threading
 import time
 import uuid
 from collections import Counter
@@ -250,9 +251,11 @@ def webhook_events_process_new(
     reply it may have sent is refused by LINE, which accepts a reply token once). Events whose
     processing failed wait ``STALE_CLAIM`` before they are tried again.
 
-    Leaving, it releases the lease, clears the wake flag and looks once more: an event
-    committed while the flag was still set (its request did not enqueue) is committed before
-    that last look, and one committed after it finds the flag clear and wakes a processor."""
+    Leaving, once every reply it sent has been answered and recorded (a processor taking the
+    lease takes back what is claimed and unfinished), it releases the lease, clears the wake
+    flag and looks once more: an event committed while the flag was still set (its request
+    did not enqueue) is committed before that last look, and one committed after it finds the
+    flag clear and wakes a processor."""
     now_fn = now_fn or timezone.now
     owner = uuid.uuid4().hex
     lease = settings.WEBHOOK_PROCESSOR_LEASE_SECONDS
@@ -261,6 +264,16 @@ def webhook_events_process_new(
         return 0
     _reclaim_orphans(now_fn(), stream)
     holding = True
+    stop = threading.Event()
+
+    def heartbeat() -> None:
+        # The lease is renewed while this process lives, also while it waits for LINE's
+        # answers (a slow LINE holds a batch up to a token's lifetime): only a processor that
+        # died loses it.
+        while not stop.wait(lease / 3):
+            if holding:
+                with contextlib.suppress(Exception):
+                    shared.flag_renew(lease_key, owner, lease)
 
     def claim(now: dt.datetime) -> list[WebhookEvent]:
         nonlocal holding
@@ -272,20 +285,28 @@ def webhook_events_process_new(
         if len(events) < batch // 4 and gather > 0:
             sleep(gather)  # a fuller batch: fewer, larger transactions under load
             events += _claim_batch(limit=batch - len(events), now=now_fn(), stream=stream)
-        if not events:
+        return events
+
+    threading.Thread(target=heartbeat, name="webhook-lease", daemon=True).start()
+    processed = 0
+    more = False
+    try:
+        while True:
+            # returns once every reply it sent has been answered and recorded
+            done, more = _process_claimed(
+                claim, batch=batch, max_rounds=max_rounds, now_fn=now_fn, sleep=sleep
+            )
+            processed += done
+            if more or not holding:
+                break
             shared.flag_release(lease_key, owner)
             holding = False
             shared.flag_delete(wake_key)
-            if _unclaimed_exists(stream) and shared.flag_add(lease_key, owner, lease):
-                holding = True
-                events = _claim_batch(limit=batch, now=now_fn(), stream=stream)
-        return events
-
-    try:
-        processed, more = _process_claimed(
-            claim, batch=batch, max_rounds=max_rounds, now_fn=now_fn, sleep=sleep
-        )
+            if not (_unclaimed_exists(stream) and shared.flag_add(lease_key, owner, lease)):
+                break
+            holding = True  # committed while the flag was still set: ours after all
     finally:
+        stop.set()
         if holding:
             with contextlib.suppress(Exception):
                 shared.flag_release(lease_key, owner)

@@ -1,12 +1,14 @@
 """End-to-end webhook benchmark (issue 12, finding 7): a burst of follow events, posted signed
 to the app as LINE posts them, processed by real Celery workers, greeted through the LINE
-sandbox. Prints events/s and event → reply p50/p99 against the goal (p99 ≤ 30 s), and the
-replies that were not attempted because their token had expired.
+sandbox (or, with ``--line lean``, bench/lean_line.py). Prints events/s acknowledged and
+processed (goal ≥ 500/s processed, issue 18) and event → reply p50/p99 against the goal
+(p99 ≤ 30 s), the replies that were not attempted because their token had expired, and the
+reply tokens used a second time.
 
     .venv/bin/python bench/webhook/run.py --e2e                       # embedded default
     .venv/bin/python bench/webhook/run.py --e2e \\
         --database-url postgresql://postgres@127.0.0.1:5432/bench_webhook_e2e \\
-        --redis-url redis://127.0.0.1:6379/13                          # PostgreSQL + Redis
+        --redis-url redis://127.0.0.1:6379/11                          # PostgreSQL + Redis
 
 What runs (all on 127.0.0.1; every process is stopped by its process group at the end):
 - the LINE sandbox in this process (it issues the reply tokens and records each reply's

@@ -10,14 +10,17 @@ the sender depends on, at LINE's status codes and headers:
   200 (202 for narrowcast) with ``x-line-request-id``. The ``X-Line-Retry-Key`` is still
   checked: a key it has accepted before gets 409 with ``x-line-accepted-request-id`` (at once,
   as LINE does), so a duplicate request is answered like LINE answers it and is counted;
-* ``POST /v2/bot/message/reply``: 200 with ``sentMessages`` after the latency;
+* ``POST /v2/bot/message/reply``: 200 with ``sentMessages`` after the latency. A reply token
+  is accepted once, as LINE does: a token used before gets 400 "Invalid reply token" at once,
+  and is counted (``reply_duplicates``);
 * ``GET /v2/bot/message/quota`` (``{"type": "none"}``), ``…/quota/consumption``,
   ``/v2/bot/info``;
 * anything else: 404.
 
 It keeps, for the bench, a log of every request (arrival and answer times, path, status,
 recipients) and every multicast recipient it accepted, read at ``GET /__log`` and
-``GET /__recipients``, and emptied by ``POST /__reset`` (which also sets the latency).
+``GET /__recipients``, the reply tokens it accepted (and when it answered) at
+``GET /__replies``, and emptied by ``POST /__reset`` (which also sets the latency).
 No validation, no state beyond that: it is a stand-in for timing, not for correctness (the
 tests use the sandbox).
 
@@ -65,6 +68,8 @@ class LeanState:
         self.log: list[tuple[float, float, str, int, int]] = []
         self.recipients: Counter[str] = Counter()
         self.texts: list[tuple[float, str]] = []  # (arrival, first text) of accepted sends
+        self.replies: dict[str, float] = {}  # reply token → when its reply was answered
+        self.reply_duplicates = 0  # replies with a token already used, refused
 
     def stats(self) -> dict[str, Any]:
         digest = 0
@@ -93,7 +98,13 @@ def response(
     request_id: str = "",
 ) -> bytes:
     payload = json.dumps(body).encode()
-    reason = {200: "OK", 202: "Accepted", 404: "Not Found", 409: "Conflict"}.get(status, "OK")
+    reason = {
+        200: "OK",
+        202: "Accepted",
+        400: "Bad Request",
+        404: "Not Found",
+        409: "Conflict",
+    }.get(status, "OK")
     lines = [
         f"HTTP/1.1 {status} {reason}",
         "Content-Type: application/json",
@@ -113,6 +124,8 @@ async def handle_one(
         return response(200, {"log": state.log, "texts": state.texts, **state.stats()})
     if path == "/__recipients":
         return response(200, {"recipients": state.recipients})
+    if path == "/__replies":
+        return response(200, {"accepted": state.replies, "duplicates": state.reply_duplicates})
     if path == "/__find":  # the first accepted send whose first message contains a text
         wanted = urllib.parse.unquote(query.partition("text=")[2])
         arrival = next((t for t, text in state.texts if wanted in text), None)
@@ -146,9 +159,18 @@ async def handle_one(
             status, answer = (202 if endpoint == "narrowcast" else 200), {}
     elif method == "POST" and endpoint == "reply":
         data = json.loads(body or b"{}")
-        await asyncio.sleep(state.latency)
-        sent = [{"id": str(i), "quoteToken": "q"} for i, _ in enumerate(data.get("messages", []))]
-        status, answer = 200, {"sentMessages": sent}
+        token = str(data.get("replyToken", ""))
+        if not token or token in state.replies:
+            state.reply_duplicates += bool(token)
+            status, answer = 400, {"message": "Invalid reply token"}
+        else:
+            state.replies[token] = 0.0  # taken now: a second use while this one waits is refused
+            await asyncio.sleep(state.latency)
+            state.replies[token] = time.time()
+            sent = [
+                {"id": str(i), "quoteToken": "q"} for i, _ in enumerate(data.get("messages", []))
+            ]
+            status, answer = 200, {"sentMessages": sent}
     elif method == "GET" and endpoint == "quota":
         status, answer = 200, {"type": "none"}
     elif method == "GET" and endpoint == "quota/consumption":
@@ -247,6 +269,10 @@ class LeanLine:
 
     def log(self) -> dict[str, Any]:
         return self._call("/__log")
+
+    def replies(self) -> dict[str, Any]:
+        """``{"accepted": {reply token: answered at}, "duplicates": refused second uses}``."""
+        return self._call("/__replies")
 
     def recipients(self) -> dict[str, int]:
         return self._call("/__recipients")["recipients"]

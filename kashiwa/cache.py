@@ -9,6 +9,8 @@ each, so they hold across processes as they do on Redis (tests/kashiwa/test_cach
 
 from __future__ import annotations
 
+import os
+import threading
 from typing import Any
 
 from diskcache import DjangoCache
@@ -25,3 +27,103 @@ class SharedCache(DjangoCache):
             return True
         self._cache.expire(retry=retry)
         return False
+
+
+# --- flags every process shares -------------------------------------------------------------
+# The webhook's wake flag and its processor's lease are touched on every request and every
+# batch. With Redis they go through one client per process (a thread-safe connection pool,
+# made after fork: a pool made in a prefork parent would share its sockets with every child),
+# not through Django's cache, which builds a client per thread and pickles every value. The
+# embedded default (no REDIS_URL) keeps them in the shared cache above.
+
+_clients: dict[tuple[int, str], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def redis_client() -> Any | None:
+    """This process's Redis client for ``settings.REDIS_URL``, or None without Redis."""
+    from django.conf import settings
+
+    url = settings.REDIS_URL
+    if not url:
+        return None
+    key = (os.getpid(), url)
+    client = _clients.get(key)
+    if client is None:
+        import redis
+
+        with _clients_lock:
+            client = _clients.get(key)
+            if client is None:
+                client = redis.Redis.from_url(
+                    url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
+                )
+                _clients.clear()
+                _clients[key] = client
+    return client
+
+
+def flag_add(key: str, value: str, seconds: float) -> bool:
+    """Set ``key`` unless it is set; whether this call set it."""
+    client = redis_client()
+    if client is None:
+        from django.core.cache import cache
+
+        return bool(cache.add(key, value, seconds))
+    return bool(client.set(key, value, nx=True, px=int(seconds * 1000)))
+
+
+def flag_get(key: str) -> str | None:
+    client = redis_client()
+    if client is None:
+        from django.core.cache import cache
+
+        return cache.get(key)
+    value = client.get(key)
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def flag_renew(key: str, value: str, seconds: float) -> bool:
+    """Extend ``key`` if it still holds ``value``; whether it did (on Redis, atomically)."""
+    client = redis_client()
+    if client is None:
+        from django.core.cache import cache
+
+        return cache.get(key) == value and bool(cache.touch(key, seconds))
+    return bool(client.eval(_RENEW, 1, key, value, int(seconds * 1000)))
+
+
+def flag_release(key: str, value: str) -> None:
+    """Delete ``key`` if it still holds ``value`` (on Redis, atomically)."""
+    client = redis_client()
+    if client is None:
+        from django.core.cache import cache
+
+        if cache.get(key) == value:
+            cache.delete(key)
+        return
+    client.eval(_RELEASE, 1, key, value)
+
+
+def flag_delete(key: str) -> None:
+    client = redis_client()
+    if client is None:
+        from django.core.cache import cache
+
+        cache.delete(key)
+        return
+    client.delete(key)
+
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""

@@ -276,6 +276,17 @@ else:
     CACHES = {"default": embedded_cache(DATA_DIR / "cache")}
 # The webhook wakes one processing task for many events (the flag is in the shared cache).
 WEBHOOK_COALESCE_WAKEUPS = True
+# One webhook processor at a time holds this lease (renewed every batch); a processor that died
+# loses it after this long and the next one takes its unfinished events back.
+WEBHOOK_PROCESSOR_LEASE_SECONDS = env.get_int("WEBHOOK_PROCESSOR_LEASE_SECONDS", 15)
+# Webhook events are split into this many streams by citizen (the last character of the LINE
+# user ID), each with its own processor: a citizen's events stay in order, and the streams'
+# processors run in parallel on the worker's processes (at most its --concurrency).
+WEBHOOK_STREAMS = env.get_int("WEBHOOK_STREAMS", 1)
+if not 1 <= WEBHOOK_STREAMS <= 16:
+    raise env.ConfigError("WEBHOOK_STREAMS は 1〜16 にしてください")
+if WEBHOOK_PROCESSOR_LEASE_SECONDS < 2:
+    raise env.ConfigError("WEBHOOK_PROCESSOR_LEASE_SECONDS は 2 以上にしてください")
 
 # --- LINE -----------------------------------------------------------------------------
 SANDBOX_HOST = env.get("LINE_SANDBOX_HOST", "127.0.0.1") or "127.0.0.1"

@@ -72,3 +72,22 @@ def test_quota_reads_as_unlimited_and_reset_forgets_keys(lean):
     assert lean.log()["log"] == []
     again = gateway.broadcast(messages=messages, retry_key=key, notification_disabled=False)
     assert again.duplicate is False
+
+
+def test_a_reply_token_is_accepted_once_and_a_second_use_is_refused_and_counted(lean):
+    """As LINE: the gateway's second reply with the same token is refused (400), and the
+    stand-in counts it, so a webhook bench sees a reply sent twice."""
+    from broadcasts.line.errors import LineError
+
+    gateway = LineGateway(host=lean.url, token="t")
+    messages = [{"type": "text", "text": "友だち追加ありがとうございます"}]
+    gateway.reply(reply_token="token-1", messages=messages)
+    with pytest.raises(LineError) as refused:
+        gateway.reply(reply_token="token-1", messages=messages)
+    gateway.reply(reply_token="token-2", messages=messages)
+
+    assert "Invalid reply token" in refused.value.describe()
+    replies = lean.replies()
+    assert sorted(replies["accepted"]) == ["token-1", "token-2"]
+    assert all(at > 0 for at in replies["accepted"].values())
+    assert replies["duplicates"] == 1

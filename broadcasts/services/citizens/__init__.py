@@ -17,6 +17,7 @@ from .events import (
     webhook_events_process_new,
     webhook_events_purge,
     webhook_events_store,
+    webhook_events_wake_all,
 )
 from .followers import (
     follower_ensure,
@@ -65,4 +66,5 @@ __all__ = [
     "webhook_events_process_new",
     "webhook_events_purge",
     "webhook_events_store",
+    "webhook_events_wake_all",
 ]

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
+import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Func, JSONField, Q
+from django.db.models.functions import Mod, Ord, Right
 from django.utils import timezone
+
+from kashiwa import cache as shared
 
 from ... import citizen_defaults
 from ...line.gateway import get_gateway
@@ -99,76 +104,238 @@ def webhook_events_store(*, payload: Any) -> list[str]:
     if not rows:
         return []
     ids = [row.webhook_event_id for row in rows]
+    streams = {stream_of(row.line_user_id) for row in rows}
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        _insert_postgresql(rows, now)
+        _enqueue(ids, streams)  # committed: the statement was its own transaction
+        return ids
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            # The acknowledgement LINE waits for need not wait for the WAL flush: a database
-            # crash could lose the last fraction of a second of auto-reply triggers, never
-            # corrupt anything. Everything else in the app commits synchronously.
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
         WebhookEvent.objects.bulk_create(rows, ignore_conflicts=True)
-        transaction.on_commit(lambda: _enqueue(ids))
+        transaction.on_commit(lambda: _enqueue(ids, streams))
     return ids
 
 
-# One processing task at a time is enough to wake: it keeps taking new events until there
-# are none. Coalescing wake-ups needs a cache every process shares (Redis, or the embedded
-# default's SQLite files: settings.WEBHOOK_COALESCE_WAKEUPS); without one every request
-# enqueues its own task.
+def _insert_postgresql(rows: list[WebhookEvent], now: dt.datetime) -> None:
+    """The events of one request in one statement, its own transaction: one round trip to
+    the database, the acknowledgement LINE waits for.
+
+    The acknowledgement need not wait for the WAL flush either (``synchronous_commit`` off
+    for this transaction only, set inside the statement): a database crash could lose the
+    last fraction of a second of auto-reply triggers, never corrupt anything. Everything else
+    in the app commits synchronously.
+
+    Django's health check of a reused connection (a ``SELECT 1`` before the first query of
+    each request) is skipped: a connection found broken is closed and the statement sent
+    once more on a new one, which an insert-or-ignore allows. A second failure propagates
+    (the webhook answers 500 and LINE redelivers): no event is lost either way."""
+    table = WebhookEvent._meta.db_table
+    sql = (
+        f"INSERT INTO {table} (webhook_event_id, event_type, line_user_id, payload, "  # noqa: S608 - our table name
+        "is_redelivery, received_at, processing_started_at, processed_at, error) "
+        "SELECT e.id, e.type, e.user_id, e.payload, e.redelivery, %s, NULL, NULL, '' "
+        "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async, "
+        "jsonb_to_recordset(%s::jsonb) AS e(id text, type text, user_id text, payload jsonb, "
+        "redelivery boolean) ON CONFLICT (webhook_event_id) DO NOTHING"
+    )
+    data = json.dumps(
+        [
+            {
+                "id": row.webhook_event_id,
+                "type": row.event_type,
+                "user_id": row.line_user_id,
+                "payload": row.payload,
+                "redelivery": row.is_redelivery,
+            }
+            for row in rows
+        ],
+        ensure_ascii=False,
+    )
+    for attempt in (1, 2):
+        connection.health_check_done = True  # see above: the retry stands in for it
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, [now, data])
+            return
+        except (OperationalError, InterfaceError):
+            if attempt == 2:
+                raise
+            logger.warning("database connection broken; storing the webhook events again")
+            with contextlib.suppress(Exception):
+                connection.close()
+
+
+# Events are split into ``settings.WEBHOOK_STREAMS`` streams by citizen (``stream_of``), so a
+# citizen's events stay in order while the streams are processed in parallel. One processor at
+# a time takes a stream's new events (``PROCESSOR_KEY``:stream, a lease renewed every batch),
+# and it keeps taking them until there are none. The webhook wakes it through ``WAKE_KEY``:
+# stream: a request enqueues a processing task only if no wake-up is pending, so a burst of N
+# acknowledgements enqueues a handful of tasks, not N. Both live where every process sees them
+# (Redis, or the embedded default's shared cache: kashiwa/cache.py); without coalescing
+# (settings.WEBHOOK_COALESCE_WAKEUPS off) every request enqueues its own task.
 WAKE_KEY = "webhook:processor-awake"
-WAKE_SECONDS = 2
+WAKE_SECONDS = 10
+PROCESSOR_KEY = "webhook:processor"
+#: how long a processor waits for more events before claiming a batch that is not full, and
+#: before leaving when it finds none
+GATHER_SECONDS = 0.1
 
 
-def _enqueue(webhook_event_ids: list[str]) -> None:
+def stream_of(line_user_id: str) -> int:
+    """The stream of a citizen's events (``_stream_expression`` in the database)."""
+    return ord(line_user_id[-1]) % settings.WEBHOOK_STREAMS if line_user_id else 0
+
+
+def _stream_expression() -> Mod:
+    return Mod(Ord(Right("line_user_id", 1)), settings.WEBHOOK_STREAMS)
+
+
+def _in_stream(queryset: Any, stream: int) -> Any:
+    if settings.WEBHOOK_STREAMS == 1:
+        return queryset
+    return queryset.annotate(stream=_stream_expression()).filter(stream=stream)
+
+
+def _enqueue(webhook_event_ids: list[str], streams: set[int] | None = None) -> None:
     """Fire and forget. If the broker is down the rows wait for the sweeper."""
     try:
         if not settings.WEBHOOK_COALESCE_WAKEUPS:
             enqueue.task_send(
                 enqueue.PROCESS_WEBHOOK_EVENTS, args=[webhook_event_ids], ignore_result=True
             )
-        elif cache.add(WAKE_KEY, 1, WAKE_SECONDS):
-            enqueue.task_send(enqueue.PROCESS_NEW_WEBHOOK_EVENTS, ignore_result=True)
-        # else: a processor is queued or running and will see these committed rows.
+            return
+        for stream in sorted(streams or {0}):
+            if shared.flag_add(f"{WAKE_KEY}:{stream}", "1", WAKE_SECONDS):
+                enqueue.task_send(
+                    enqueue.PROCESS_NEW_WEBHOOK_EVENTS, args=[stream], ignore_result=True
+                )
+            # else: the stream's processor is queued or running and will see these rows.
     except Exception:
         # The broker or the cache is down (or both). The events are stored: the sweeper
         # processes them later, and LINE must get its 200 (a 500 makes it redeliver). Even
         # clearing the wake flag may fail when the cache is what is down.
         logger.exception("could not enqueue webhook events %s; the sweeper will", webhook_event_ids)
-        with contextlib.suppress(Exception):
-            cache.delete(WAKE_KEY)
+        for stream in streams or {0}:
+            with contextlib.suppress(Exception):
+                shared.flag_delete(f"{WAKE_KEY}:{stream}")
+
+
+def webhook_events_wake_all(*, now_fn: Callable[[], dt.datetime] | None = None) -> int:
+    """The sweeper: with one stream, its processor here and now (events processed); with
+    several, a processor woken for each (0: they run on the worker's other processes)."""
+    if settings.WEBHOOK_STREAMS == 1:
+        return webhook_events_process_new(stream=0, now_fn=now_fn)
+    for stream in range(settings.WEBHOOK_STREAMS):
+        enqueue.task_send(enqueue.PROCESS_NEW_WEBHOOK_EVENTS, args=[stream], ignore_result=True)
+    return 0
 
 
 def webhook_events_process_new(
     *,
-    batch: int = 50,
+    stream: int = 0,
+    batch: int = 100,
     max_rounds: int = 400,
+    gather: float = GATHER_SECONDS,
     now_fn: Callable[[], dt.datetime] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
-    """Process every event nobody has claimed yet, until there are none.
+    """Process every new event of ``stream``, until there are none: the one processor of
+    that stream (returns 0 at once if another holds the lease; that one looks again before
+    it leaves).
 
-    Several of these may run at once (a wake-up every couple of seconds under load): each
-    claims its own batches (``select_for_update(skip_locked=True)``), so they share the work.
-    Before leaving it clears the wake flag and looks once more: an event committed while the
-    flag was still set (its request did not enqueue) is committed before that last look, and
-    one committed after it finds the flag clear and enqueues a new processor."""
+    Taking the lease it first takes back the events a processor that died had claimed and not
+    finished (only the lease's holder claims, so any such claim is a dead one's; the state of
+    a batch is committed in one transaction, so a dead one's batch is done again whole, and a
+    reply it may have sent is refused by LINE, which accepts a reply token once). Events whose
+    processing failed wait ``STALE_CLAIM`` before they are tried again.
+
+    Leaving, once every reply it sent has been answered and recorded (a processor taking the
+    lease takes back what is claimed and unfinished), it releases the lease, clears the wake
+    flag and looks once more: an event committed while the flag was still set (its request
+    did not enqueue) is committed before that last look, and one committed after it finds the
+    flag clear and wakes a processor."""
+    now_fn = now_fn or timezone.now
+    owner = uuid.uuid4().hex
+    lease = settings.WEBHOOK_PROCESSOR_LEASE_SECONDS
+    lease_key, wake_key = f"{PROCESSOR_KEY}:{stream}", f"{WAKE_KEY}:{stream}"
+    if not shared.flag_add(lease_key, owner, lease):
+        return 0
+    _reclaim_orphans(now_fn(), stream)
+    holding = True
+    stop = threading.Event()
+
+    def heartbeat() -> None:
+        # The lease is renewed while this process lives, also while it waits for LINE's
+        # answers (a slow LINE holds a batch up to a token's lifetime): only a processor that
+        # died loses it.
+        while not stop.wait(lease / 3):
+            if holding:
+                with contextlib.suppress(Exception):
+                    shared.flag_renew(lease_key, owner, lease)
 
     def claim(now: dt.datetime) -> list[WebhookEvent]:
-        events = _claim_batch(limit=batch, now=now)
-        if not events:
-            cache.delete(WAKE_KEY)
-            events = _claim_batch(limit=batch, now=now)
-            if events:
-                cache.add(WAKE_KEY, 1, WAKE_SECONDS)
+        nonlocal holding
+        if not holding or not shared.flag_renew(lease_key, owner, lease):
+            holding = False
+            logger.warning("webhook processor lost its lease; leaving to the next one")
+            return []
+        events = _claim_batch(limit=batch, now=now, stream=stream)
+        if len(events) < batch // 4 and gather > 0:
+            sleep(gather)  # a fuller batch: fewer, larger transactions under load
+            events += _claim_batch(limit=batch - len(events), now=now_fn(), stream=stream)
         return events
 
-    processed, more = _process_claimed(
-        claim, batch=batch, max_rounds=max_rounds, now_fn=now_fn or timezone.now, sleep=sleep
-    )
+    threading.Thread(target=heartbeat, name="webhook-lease", daemon=True).start()
+    processed = 0
+    more = False
+    try:
+        while True:
+            # returns once every reply it sent has been answered and recorded
+            done, more = _process_claimed(
+                claim, batch=batch, max_rounds=max_rounds, now_fn=now_fn, sleep=sleep
+            )
+            processed += done
+            if more or not holding:
+                break
+            shared.flag_release(lease_key, owner)
+            holding = False
+            shared.flag_delete(wake_key)
+            if not (_unclaimed_exists(stream) and shared.flag_add(lease_key, owner, lease)):
+                break
+            holding = True  # committed while the flag was still set: ours after all
+    finally:
+        stop.set()
+        if holding:
+            with contextlib.suppress(Exception):
+                shared.flag_release(lease_key, owner)
     if more:
         # Still more after many rounds: hand over to a fresh task rather than run forever.
-        enqueue.task_send(enqueue.PROCESS_NEW_WEBHOOK_EVENTS, ignore_result=True)
+        enqueue.task_send(enqueue.PROCESS_NEW_WEBHOOK_EVENTS, args=[stream], ignore_result=True)
     return processed
+
+
+def _reclaim_orphans(now: dt.datetime, stream: int) -> int:
+    """Unclaim what a processor of ``stream`` that died left claimed: events without an error
+    (a failed event is tried again after ``STALE_CLAIM``)."""
+    count = (
+        _in_stream(WebhookEvent.objects.all(), stream)
+        .filter(processed_at__isnull=True, processing_started_at__isnull=False)
+        .filter(Q(error="") | Q(processing_started_at__lt=now - STALE_CLAIM))
+        .update(processing_started_at=None)
+    )
+    if count:
+        logger.warning("%d webhook events a stopped processor had claimed are taken back", count)
+    return count
+
+
+def _unclaimed_exists(stream: int) -> bool:
+    return (
+        _in_stream(WebhookEvent.objects.all(), stream)
+        .filter(processed_at__isnull=True, processing_started_at__isnull=True)
+        .exists()
+    )
 
 
 def webhook_events_process(
@@ -202,16 +369,39 @@ def webhook_event_process(*, webhook_event_id: str, now: dt.datetime | None = No
     return webhook_events_process(webhook_event_ids=[webhook_event_id], now_fn=now_fn) == 1
 
 
-def _claim_batch(*, limit: int, now: dt.datetime) -> list[WebhookEvent]:
-    """Take the oldest unclaimed events; rows another processor is claiming are skipped.
-    (On SQLite the IMMEDIATE transaction serialises claimers instead.)"""
+def _claim_batch(*, limit: int, now: dt.datetime, stream: int = 0) -> list[WebhookEvent]:
+    """Take the oldest unclaimed events of ``stream``; rows another processor is claiming are
+    skipped. (On SQLite the IMMEDIATE transaction serialises claimers instead.)"""
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        return _claim_batch_postgresql(limit=limit, now=now, stream=stream)
     with transaction.atomic():
         events = list(
-            WebhookEvent.objects.select_for_update(skip_locked=True)
+            _in_stream(WebhookEvent.objects.select_for_update(skip_locked=True), stream)
             .filter(processed_at__isnull=True, processing_started_at__isnull=True)
             .order_by("received_at", "id")[:limit]
         )
         WebhookEvent.objects.filter(pk__in=[e.pk for e in events]).update(processing_started_at=now)
+    return events
+
+
+def _claim_batch_postgresql(*, limit: int, now: dt.datetime, stream: int) -> list[WebhookEvent]:
+    """The same claim in one statement, its own transaction (a round trip, not four). Its
+    commit does not wait for the WAL flush: a claim lost in a database crash only leaves the
+    events unclaimed, to be claimed again."""
+    table = WebhookEvent._meta.db_table
+    columns = ", ".join(f.column for f in WebhookEvent._meta.concrete_fields)
+    streams = settings.WEBHOOK_STREAMS
+    sql = (
+        f"UPDATE {table} SET processing_started_at = %s "  # noqa: S608 - our table name
+        "WHERE (SELECT set_config('synchronous_commit', 'off', true)) = 'off' AND id IN ("
+        f"SELECT id FROM {table} WHERE processed_at IS NULL AND processing_started_at IS NULL "
+        f"{'AND mod(ascii(right(line_user_id, 1)), %s) = %s ' if streams > 1 else ''}"
+        "ORDER BY received_at, id LIMIT %s FOR UPDATE SKIP LOCKED) "
+        f"RETURNING {columns}"
+    )
+    params = [now, *([streams, stream] if streams > 1 else []), limit]
+    events = list(WebhookEvent.objects.raw(sql, params))
+    events.sort(key=lambda e: (e.received_at, e.pk))
     return events
 
 
@@ -353,7 +543,8 @@ def _record(outcomes: list[tuple[Any, str]], now: dt.datetime) -> int:
         by_error.setdefault(error, []).append(event.pk)
     if expired:
         logger.warning("%d replies not attempted: their reply tokens had expired", expired)
-    with transaction.atomic():
+    # one UPDATE (the usual case) needs no transaction of its own: a round trip, not three
+    with transaction.atomic() if len(by_error) > 1 else contextlib.nullcontext():
         for error, pks in by_error.items():
             WebhookEvent.objects.filter(pk__in=pks).update(
                 processed_at=now, error=error, payload=_Forgotten("payload")

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 from urllib.parse import parse_qs
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from ...models import (
@@ -68,13 +68,36 @@ def followers_follow(
         created = Follower.objects.bulk_create(new)
         if any(f.pk is None for f in created):  # a database that does not return new ids
             created = list(Follower.objects.filter(line_user_id__in=[f.line_user_id for f in new]))
-        category_ids = category_ids or []
-        through = Follower.categories.through
-        through.objects.bulk_create(
-            [through(follower_id=f.pk, category_id=pk) for f in created for pk in category_ids]
-        )
+        _subscribe_everything(created, category_ids or [])
         followers.update((f.line_user_id, f) for f in created)
     return followers
+
+
+def _subscribe_everything(followers: list[Follower], category_ids: list[int] | None) -> None:
+    """New followers get every category (``category_ids``, or all of them): one
+    ``INSERT … SELECT`` the database expands, not a row built here per follower and
+    category (a burst of 100 follows × 11 categories)."""
+    if not followers:
+        return
+    through = Follower.categories.through
+    table = connection.ops.quote_name(through._meta.db_table)
+    follower_col = connection.ops.quote_name(through._meta.get_field("follower").column)
+    category_col = connection.ops.quote_name(through._meta.get_field("category").column)
+    follower_ids = [f.pk for f in followers]
+    sql = (
+        f"INSERT INTO {table} ({follower_col}, {category_col}) "  # noqa: S608 - our names
+        f"SELECT f.id, c.id FROM {connection.ops.quote_name(Follower._meta.db_table)} f "
+        f"CROSS JOIN {connection.ops.quote_name(Category._meta.db_table)} c "
+        f"WHERE f.id IN ({', '.join(['%s'] * len(follower_ids))})"
+    )
+    params: list[int] = list(follower_ids)
+    if category_ids is not None:
+        if not category_ids:
+            return
+        sql += f" AND c.id IN ({', '.join(['%s'] * len(category_ids))})"
+        params += category_ids
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def follower_unfollow(*, line_user_id: str, at: dt.datetime | None = None) -> None:

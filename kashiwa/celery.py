@@ -36,8 +36,8 @@ def _preflight(**_kwargs: object) -> None:
 
 @signals.worker_process_init.connect
 def _warm_up(**_kwargs: object) -> None:
-    """Each pool process, as it starts (after fork: its own connections), makes its LINE client
-    and connects the rate limiter, so that the first send it runs, an emergency perhaps, does
+    """Each pool process, as it starts (after fork: its own connections), makes its LINE client,
+    connects the rate limiter and learns whether the plan has a monthly limit, so that the first send it runs, an emergency perhaps, does
     not wait for imports and connections (STYLE.md §14). A failure here is not fatal: the
     send makes them when it needs them."""
     import logging
@@ -45,8 +45,10 @@ def _warm_up(**_kwargs: object) -> None:
     try:
         from broadcasts.line.gateway import get_gateway
         from broadcasts.line.ratelimit import warm_up
+        from broadcasts.services.sending.quota import quota_plan_warm_up
 
-        get_gateway()
+        gateway = get_gateway()
         warm_up()
+        quota_plan_warm_up(gateway)  # whether sends must read the month's quota at all
     except Exception:  # a worker must start even with Redis or settings briefly wrong
         logging.getLogger(__name__).warning("warm-up of the pool process failed", exc_info=True)

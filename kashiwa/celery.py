@@ -52,3 +52,24 @@ def _warm_up(**_kwargs: object) -> None:
         quota_plan_warm_up(gateway)  # whether sends must read the month's quota at all
     except Exception:  # a worker must start even with Redis or settings briefly wrong
         logging.getLogger(__name__).warning("warm-up of the pool process failed", exc_info=True)
+
+
+@signals.worker_init.connect
+def _open_database_in_pool_processes(**_kwargs: object) -> None:
+    """Each pool process opens its database connection as it starts, so that its first task
+    (an emergency perhaps) does not wait for PostgreSQL to fork a backend. Connected here, at
+    worker start, so that it runs after Celery's Django fix-up has closed the connections
+    the process inherited from its parent (that fix-up connects its handler at worker start
+    too, before this one)."""
+    signals.worker_process_init.connect(_open_database, weak=False)
+
+
+def _open_database(**_kwargs: object) -> None:
+    import logging
+
+    from django.db import connection
+
+    try:
+        connection.ensure_connection()
+    except Exception:  # the first task opens it then
+        logging.getLogger(__name__).warning("database not reachable at warm-up", exc_info=True)

@@ -8,14 +8,18 @@ the LINE stand-in received the broadcast-API request: the lean stand-in (``--lin
 default: its own process, LINE's answers after the latency) or the full sandbox (this process).
 
 Processes (``--shape``): ``production`` (default) is the Procfile's: gunicorn gthread 3 × 4,
-a Celery worker on ``emergency`` (``-c 2``), one on ``default`` (prefork ``-c 4``) and beat
-(the dispatcher every second: it may claim the emergency first, as in production);
+a Celery worker on ``emergency`` (``-c 2``), one on ``default`` (prefork ``-c 4``, under
+``nice -n 10`` as in the Procfile and the systemd unit) and beat (the dispatcher every second:
+it may claim the emergency first, as in production);
 ``minimal`` is one pool process each and no beat (the emergency then arrives by the on-commit
 enqueue alone). A private Redis unless ``--redis-url``; PostgreSQL or SQLite.
 
-Where the time goes, per approval, from the audit log: view (click → the approval's row),
-pickup (→ the claim: commit, enqueue, broker, pool process), prepare (→ send_started: lease,
-checks, the delivery row) and call (→ LINE's arrival: quota check and the request).
+Where the time goes, per approval, from wall-clock readings the processes log: view (click →
+the approval's audit row), commit (→ the on-commit enqueue: the rest of the view's
+transaction), enqueue (the broker's publish, logged by the web process), pickup (→ the
+emergency task running in a pool process), prepare (→ claim, checks and the delivery row
+committed, one transaction), pre-call (quota, pending rows, the sending thread) and call
+(→ LINE's arrival). The load average is printed before and after each phase.
 
 Two phases of ``--approvals`` each (after 2 unmeasured warm-up approvals):
 
@@ -246,6 +250,7 @@ def start_stack(procs: common.Processes, shape: str) -> int:
             "--access-logfile",
             "-",
         ],
+        env={"LOG_LEVEL": "INFO"},  # its "emergency enqueued" lines: the enqueue step
     )
     for queue in ("emergency", "default"):
         common.wait_for(

@@ -515,7 +515,8 @@ def deliveries_create(broadcast: Broadcast, *, now: dt.datetime, chunk_size: int
     broadcast.recipient_count = recipients
     broadcast.deliveries_total = seq
     if seq:
-        aggregation_unit_assign(broadcast=broadcast, now=now)
+        unit = aggregation_unit_assign(broadcast=broadcast, now=now)
+        broadcast._aggregation_unit_name = unit.name  # type: ignore[attr-defined]
 
 
 def sending_prepare(broadcast: Broadcast) -> None:
@@ -527,10 +528,13 @@ def sending_prepare(broadcast: Broadcast) -> None:
         if has_variants
         else {}
     )
-    broadcast._aggregation_unit_name = (  # type: ignore[attr-defined]
-        AggregationUnit.objects.filter(broadcast=broadcast).values_list("name", flat=True).first()
-        or ""
-    )
+    if getattr(broadcast, "_aggregation_unit_name", None) is None:  # else assigned just now
+        broadcast._aggregation_unit_name = (  # type: ignore[attr-defined]
+            AggregationUnit.objects.filter(broadcast=broadcast)
+            .values_list("name", flat=True)
+            .first()
+            or ""
+        )
 
 
 def delivery_messages(broadcast: Broadcast, delivery: Delivery) -> list[dict[str, Any]]:

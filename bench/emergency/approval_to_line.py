@@ -301,11 +301,16 @@ TIMING = re.compile(
 def log_times(
     procs: common.Processes, name: str, pattern: re.Pattern[str], pk: int
 ) -> dict[str, float] | None:
-    """The wall-clock readings a process logged for broadcast ``pk`` (the last such line)."""
+    """The wall-clock readings a process logged for broadcast ``pk``: the line of the run
+    that sent it (every reading present) if there is one, else the last one (when the
+    dispatcher's claim enqueued a second task, that one finds the send leased)."""
     found = None
     for match in pattern.finditer(procs.log(name, tail=200_000)):
         if int(match["pk"]) == pk:
-            found = {k: float(v) for k, v in match.groupdict().items() if k != "pk"}
+            values = {k: float(v) for k, v in match.groupdict().items() if k != "pk"}
+            if all(not math.isnan(v) for v in values.values()):
+                return values
+            found = values
     return found
 
 

@@ -155,3 +155,24 @@ def test_two_emergency_tasks_and_the_dispatcher_at_once_send_once(
     assert b.events.filter(verb="claim").count() == 1
     assert b.events.filter(verb="send_started").count() == 1
     assert len(line_sandbox.state.deliveries(endpoint=BROADCAST)) == 1
+
+
+def test_an_approver_who_lost_the_permission_since_stops_the_emergency(
+    line_sandbox, friends, drafter, supervisor
+):
+    """The locked read's shortcut only ever says yes; the 承認者 removed from their group
+    after approving (the insider's account revoked) is caught as before."""
+    b = all_friends_emergency(drafter, supervisor)
+    supervisor.groups.clear()
+    supervisor.user_permissions.clear()
+    assert tasks.send_emergency_broadcast(b.pk) == "needs_attention"
+    assert line_sandbox.state.deliveries() == []
+
+
+def test_the_approvers_permission_is_read_with_the_lock(line_sandbox, friends, drafter, supervisor):
+    b = all_friends_emergency(drafter, supervisor)
+    quota.quota_plan_remember("none")
+    with CaptureQueriesContext(connection) as queries:
+        assert tasks.send_emergency_broadcast(b.pk) == "sent"
+    reading = [q["sql"] for q in queries.captured_queries if "auth_permission" in q["sql"]]
+    assert len(reading) == 1 and "broadcasts_broadcastevent" in reading[0]  # the locked read

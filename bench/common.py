@@ -340,12 +340,14 @@ class Processes:
         self.env = {**os.environ, **env}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, cmd: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{name}.log").open("ab")
         proc = subprocess.Popen(
             cmd,
             cwd=REPO,
-            env=self.env,
+            env={**self.env, **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,12 @@ def main() -> None:
     p = common.parser(__doc__.split("\n\n")[0])
     p.add_argument("--broadcasts", type=int, default=50)
     p.add_argument("--followers", type=int, default=20, help="subscribers each broadcast reaches")
-    p.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=4,
+        help="Celery worker processes (4: the Procfile's default worker)",
+    )
     p.add_argument("--lead", type=float, default=40, help="seconds of setup before the window")
     p.add_argument("--timeout", type=float, default=90, help="seconds after the window opens")
     args = p.parse_args()
@@ -168,18 +174,31 @@ def measure(
         for b in Broadcast.objects.filter(pk__in=[b.pk for b in broadcasts])
     )
     early = [x for x in lags if x < 0]
-    # Where the time goes, per broadcast: claimed → the worker's _prepare done (queue wait
-    # + prepare) → LINE accepted (quota check + call) → SENT recorded.
-    steps: dict[str, list[float]] = {"queue+prepare": [], "quota+call": [], "finish": []}
+    # Where the time goes, per broadcast, from the send task's timing line (wall-clock
+    # readings: started, prepared, calling) and the rows: window start → claimed (the
+    # dispatcher's now) → the task running in a pool process (commit, enqueue, broker,
+    # the sends before it in that process) → prepared (lease, checks, deliveries committed)
+    # → the request leaving (quota, pending rows, thread) → LINE accepted → SENT recorded.
+    timings = send_timings(procs.log("worker", tail=2_000_000))
+    steps: dict[str, list[float]] = {
+        "claim": [],
+        "queue": [],
+        "prepare": [],
+        "pre-call": [],
+        "call": [],
+        "finish": [],
+    }
     for b in Broadcast.objects.filter(pk__in=[b.pk for b in broadcasts]):
-        started_ev = b.events.filter(verb="send_started").order_by("created_at").first()
         first = first_seen[b.messages[0]["text"]]
-        if started_ev is None or b.sent_at is None:
+        t = timings.get(b.pk)
+        if t is None or b.sent_at is None:
             continue
-        steps["queue+prepare"].append(
-            (started_ev.created_at - b.sending_started_at).total_seconds()
-        )
-        steps["quota+call"].append((first - started_ev.created_at).total_seconds())
+        claimed = b.sending_started_at.timestamp()
+        steps["claim"].append(claimed - start.timestamp())
+        steps["queue"].append(t["started"] - claimed)
+        steps["prepare"].append(t["prepared"] - t["started"])
+        steps["pre-call"].append(t["calling"] - t["prepared"])
+        steps["call"].append(first.timestamp() - t["calling"])
         steps["finish"].append((b.sent_at - first).total_seconds())
     say("")
     say(
@@ -193,12 +212,21 @@ def measure(
         f"max {max(lags):.2f} s (min {min(lags):.2f} s)"
     )
     say(
-        "per broadcast (p50 / max): "
+        "per broadcast (p50 / p95 / max, s): "
         + "; ".join(
-            f"{k} {common.percentile(v, 50):.2f} / {max(v, default=0):.2f} s"
+            f"{k} {common.percentile(v, 50):.3f} / {common.percentile(v, 95):.3f} / "
+            f"{max(v, default=0):.3f}"
             for k, v in steps.items()
+            if v
         )
     )
+    say(
+        "  (claim: window start → the dispatcher's claim; queue: → the send task running "
+        "(commit, broker, and the sends ahead of it in its pool process); prepare: lease, "
+        "checks, deliveries committed; pre-call: quota, pending rows, sending thread; call: → "
+        "LINE accepted it; finish: → SENT recorded)"
+    )
+    say(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     sent = sorted(
         Broadcast.objects.filter(pk__in=[b.pk for b in broadcasts]).values_list(
             "sent_at", flat=True
@@ -217,6 +245,22 @@ def measure(
         f"({p95:.2f} s); nothing before the window: {common.verdict(not early)}"
     )
     return "\n".join(lines)
+
+
+TIMING = re.compile(
+    r"send timing broadcast=(?P<pk>\d+) status=\w+ enqueued=\S+ started=(?P<started>[\d.]+) "
+    r"prepared=(?P<prepared>[\d.]+) calling=(?P<calling>[\d.]+)"
+)
+
+
+def send_timings(log: str) -> dict[int, dict[str, float]]:
+    """Each send task's first timing line (a later run of the same send is a resume)."""
+    out: dict[int, dict[str, float]] = {}
+    for match in TIMING.finditer(log):
+        out.setdefault(
+            int(match["pk"]), {k: float(v) for k, v in match.groupdict().items() if k != "pk"}
+        )
+    return out
 
 
 if __name__ == "__main__":

@@ -36,8 +36,8 @@ def _preflight(**_kwargs: object) -> None:
 
 @signals.worker_process_init.connect
 def _warm_up(**_kwargs: object) -> None:
-    """Each pool process, as it starts (after fork: its own connections), makes its LINE client
-    and connects the rate limiter, so that the first send it runs, an emergency perhaps, does
+    """Each pool process, as it starts (after fork: its own connections), makes its LINE client,
+    connects the rate limiter and learns whether the plan has a monthly limit, so that the first send it runs, an emergency perhaps, does
     not wait for imports and connections (STYLE.md §14). A failure here is not fatal: the
     send makes them when it needs them."""
     import logging
@@ -45,8 +45,31 @@ def _warm_up(**_kwargs: object) -> None:
     try:
         from broadcasts.line.gateway import get_gateway
         from broadcasts.line.ratelimit import warm_up
+        from broadcasts.services.sending.quota import quota_plan_warm_up
 
-        get_gateway()
+        gateway = get_gateway()
         warm_up()
+        quota_plan_warm_up(gateway)  # whether sends must read the month's quota at all
     except Exception:  # a worker must start even with Redis or settings briefly wrong
         logging.getLogger(__name__).warning("warm-up of the pool process failed", exc_info=True)
+
+
+@signals.worker_init.connect
+def _open_database_in_pool_processes(**_kwargs: object) -> None:
+    """Each pool process opens its database connection as it starts, so that its first task
+    (an emergency perhaps) does not wait for PostgreSQL to fork a backend. Connected here, at
+    worker start, so that it runs after Celery's Django fix-up has closed the connections
+    the process inherited from its parent (that fix-up connects its handler at worker start
+    too, before this one)."""
+    signals.worker_process_init.connect(_open_database, weak=False)
+
+
+def _open_database(**_kwargs: object) -> None:
+    import logging
+
+    from django.db import connection
+
+    try:
+        connection.ensure_connection()
+    except Exception:  # the first task opens it then
+        logging.getLogger(__name__).warning("database not reachable at warm-up", exc_info=True)

@@ -11,7 +11,7 @@ from .citizens import (
     recipient_ids_stream,
 )
 from .emergency import DRILL_INTERVAL, drill_overdue, last_drill_sent_at
-from .sending import broadcast_api_calls_since, oldest_broadcast_api_call_since
+from .sending import broadcast_api_calls_since, next_due_within, oldest_broadcast_api_call_since
 
 __all__ = [
     "DRILL_INTERVAL",
@@ -22,6 +22,7 @@ __all__ = [
     "followers_active",
     "followers_for_audience",
     "last_drill_sent_at",
+    "next_due_within",
     "oldest_broadcast_api_call_since",
     "recipient_count",
     "recipient_ids_stream",

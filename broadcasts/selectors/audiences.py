@@ -77,10 +77,20 @@ class AudienceSpec:
 
 
 def audience_spec(broadcast: Broadcast) -> AudienceSpec:
-    """The audience of a saved broadcast."""
+    """The audience of a saved broadcast. A row the sender locked says whether it has
+    language versions and audience rows at all (``has_variants``/``has_audience_rows``,
+    read with the lock): what it lacks is not asked for."""
     category_ids = tuple(sorted(broadcast.categories.values_list("id", flat=True)))
-    variant_codes = tuple(sorted(broadcast.variants.values_list("language__code", flat=True)))
-    target = BroadcastAudience.objects.filter(broadcast=broadcast).first()
+    variant_codes = (
+        tuple(sorted(broadcast.variants.values_list("language__code", flat=True)))
+        if getattr(broadcast, "has_variants", True)
+        else ()
+    )
+    target = (
+        BroadcastAudience.objects.filter(broadcast=broadcast).first()
+        if getattr(broadcast, "has_audience_rows", True)
+        else None
+    )
     if target is None:
         return AudienceSpec(
             audience=broadcast.audience, category_ids=category_ids, variant_codes=variant_codes

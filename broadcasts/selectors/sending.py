@@ -1,10 +1,10 @@
-"""Reads the sender needs: LINE's broadcast-API rate."""
+"""Reads the sender needs: LINE's broadcast-API rate, the next scheduled send."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from ..models import Delivery
+from ..models import Broadcast, Delivery
 
 
 def broadcast_api_calls_since(since: dt.datetime) -> int:
@@ -23,5 +23,20 @@ def oldest_broadcast_api_call_since(since: dt.datetime) -> dt.datetime | None:
         )
         .order_by("accepted_at")
         .values_list("accepted_at", flat=True)
+        .first()
+    )
+
+
+def next_due_within(*, now: dt.datetime, within: dt.timedelta) -> dt.datetime | None:
+    """When the first scheduled send falls due in ``(now, now + within]`` (the window's
+    opening for held sends), if one does. One indexed query."""
+    return (
+        Broadcast.objects.filter(
+            status=Broadcast.Status.SCHEDULED,
+            scheduled_for__gt=now,
+            scheduled_for__lte=now + within,
+        )
+        .order_by("scheduled_for")
+        .values_list("scheduled_for", flat=True)
         .first()
     )

@@ -595,14 +595,27 @@ def variants_review_problems(broadcast: Broadcast) -> list[Problem]:
 
 
 def broadcast_is_targeted(broadcast: Broadcast) -> bool:
-    """Whether the sender must make multicasts from our recipient list for this broadcast."""
-    return audience_selectors.audience_spec(broadcast).targeted
+    """Whether the sender must make multicasts from our recipient list for this broadcast.
+
+    The sender's locked row says whether it has audience rows or language versions
+    (``has_audience_rows``/``has_variants``): without either, an all-friends or staff-test
+    send is not targeted, with no query. Otherwise the audience read here is kept on the
+    row for ``deliveries_create`` (the same transaction), not read a second time."""
+    if (
+        broadcast.audience != Broadcast.Audience.SUBSCRIBERS
+        and not getattr(broadcast, "has_audience_rows", True)
+        and not getattr(broadcast, "has_variants", True)
+    ):
+        return False
+    spec = audience_selectors.audience_spec(broadcast)
+    broadcast._audience_spec = spec  # type: ignore[attr-defined]
+    return spec.targeted
 
 
 def deliveries_create(broadcast: Broadcast, *, now: dt.datetime, chunk_size: int) -> None:
     """Every multicast of a targeted send, one version per request, committed by the
     sender's transaction before the first call. Each follower is in exactly one request."""
-    spec = audience_selectors.audience_spec(broadcast)
+    spec = getattr(broadcast, "_audience_spec", None) or audience_selectors.audience_spec(broadcast)
     batch: list[Delivery] = []
     seq = recipients = 0
     for code, chunk in audience_selectors.recipient_stream(spec, chunk_size):
@@ -627,19 +640,26 @@ def deliveries_create(broadcast: Broadcast, *, now: dt.datetime, chunk_size: int
     broadcast.recipient_count = recipients
     broadcast.deliveries_total = seq
     if seq:
-        aggregation_unit_assign(broadcast=broadcast, now=now)
+        unit = aggregation_unit_assign(broadcast=broadcast, now=now)
+        broadcast._aggregation_unit_name = unit.name  # type: ignore[attr-defined]
 
 
 def sending_prepare(broadcast: Broadcast) -> None:
     """Read the language versions and the unit name once, before the sending threads (which
     then only look them up)."""
-    broadcast._variant_messages = {  # type: ignore[attr-defined]
-        v.language.code: v.messages for v in broadcast.variants.select_related("language")
-    }
-    broadcast._aggregation_unit_name = (  # type: ignore[attr-defined]
-        AggregationUnit.objects.filter(broadcast=broadcast).values_list("name", flat=True).first()
-        or ""
+    has_variants = getattr(broadcast, "has_variants", True)  # known from the send's lock
+    broadcast._variant_messages = (  # type: ignore[attr-defined]
+        {v.language.code: v.messages for v in broadcast.variants.select_related("language")}
+        if has_variants
+        else {}
     )
+    if getattr(broadcast, "_aggregation_unit_name", None) is None:  # else assigned just now
+        broadcast._aggregation_unit_name = (  # type: ignore[attr-defined]
+            AggregationUnit.objects.filter(broadcast=broadcast)
+            .values_list("name", flat=True)
+            .first()
+            or ""
+        )
 
 
 def delivery_messages(broadcast: Broadcast, delivery: Delivery) -> list[dict[str, Any]]:

@@ -7,6 +7,8 @@ under (``broadcasts/tasks/``), which the beat schedule and the task routes use t
 from __future__ import annotations
 
 import importlib
+import logging
+import time
 from typing import Any
 
 from celery import current_app
@@ -17,6 +19,8 @@ SEND_EMERGENCY_BROADCAST = "broadcasts.tasks.send_emergency_broadcast"
 PROCESS_WEBHOOK_EVENTS = "broadcasts.tasks_citizens.process_webhook_events"
 PROCESS_NEW_WEBHOOK_EVENTS = "broadcasts.tasks_citizens.process_new_webhook_events"
 DELIVER_APPROVAL_ALERTS = "broadcasts.tasks.notifications.deliver_approval_alerts"
+
+logger = logging.getLogger(__name__)
 
 
 def task_send(name: str, args: list[Any] | tuple[Any, ...] | None = None, **options: Any) -> Any:
@@ -36,3 +40,19 @@ def task_send(name: str, args: list[Any] | tuple[Any, ...] | None = None, **opti
     if args is None:
         return task.apply_async(**options)
     return task.apply_async(args=args, **options)
+
+
+def task_send_emergency(name: str, broadcast_id: int) -> Any:
+    """Send an emergency's task with the wall-clock time it was handed to the broker in its
+    headers (``enqueued_at``), and log how long the broker took: with the task's own log
+    line, where an emergency's time went (commit → broker → worker → LINE). Timing only,
+    across processes: no decision depends on these readings."""
+    enqueued_at = time.time()
+    result = task_send(name, args=(broadcast_id,), headers={"enqueued_at": enqueued_at})
+    logger.info(
+        "emergency enqueued broadcast=%s enqueued=%.6f published=%.6f",
+        broadcast_id,
+        enqueued_at,
+        time.time(),
+    )
+    return result

@@ -86,6 +86,9 @@ def line_quota_cached(*, gateway: LineGateway | None = None) -> QuotaInfo:
         info = QuotaInfo(ok=False, error=exc.describe(), fetched_at=now)
         cache.set(QUOTA_CACHE_KEY, info, QUOTA_ERROR_CACHE_SECONDS)
         return info
+    from .sending.quota import quota_plan_remember
+
+    quota_plan_remember(quota.type)
     info = QuotaInfo(
         ok=True,
         type=quota.type,

@@ -105,7 +105,11 @@ def lock(broadcast_id: int) -> Broadcast:
     return Broadcast.objects.select_for_update().get(pk=broadcast_id)
 
 
-def compute_hash(broadcast: Broadcast, category_codes: list[str] | None = None) -> str:
+def compute_hash(
+    broadcast: Broadcast, category_codes: list[str] | None = None, *, has_targeting: bool = True
+) -> str:
+    """The content hash. ``has_targeting=False`` (the caller knows the broadcast has no
+    audience rows and no language versions): the targeting part is ``None`` without asking."""
     if category_codes is None:
         category_codes = list(broadcast.categories.values_list("code", flat=True))
     return content_hash(
@@ -116,7 +120,7 @@ def compute_hash(broadcast: Broadcast, category_codes: list[str] | None = None) 
         priority=broadcast.priority,
         notification_disabled=broadcast.notification_disabled,
         kind=broadcast.kind,
-        targeting=audience_selectors.hash_part(broadcast),
+        targeting=audience_selectors.hash_part(broadcast) if has_targeting else None,
     )
 
 

@@ -95,7 +95,13 @@ def enqueue_send(broadcast_id: int, *, emergency: bool) -> None:
     Robust: with the broker down, the approval (already committed) must not turn into an
     error page; the failure is logged and the dispatcher, which re-reads the database every
     second once the broker is back, sends it."""
-    name = enqueue.SEND_EMERGENCY_BROADCAST if emergency else enqueue.SEND_BROADCAST
+    if emergency:
+        transaction.on_commit(
+            lambda: enqueue.task_send_emergency(enqueue.SEND_EMERGENCY_BROADCAST, broadcast_id),
+            robust=True,
+        )
+        return
+    name = enqueue.SEND_BROADCAST
     transaction.on_commit(lambda: enqueue.task_send(name, args=(broadcast_id,)), robust=True)
 
 

@@ -200,11 +200,13 @@ CELERY_TASK_ROUTES = {
     "broadcasts.tasks.notifications.deliver_approval_alerts": {"queue": "emergency"},
     "broadcasts.tasks.notifications.approval_alerts_tick": {"queue": "emergency"},
 }
+# The dispatcher's beat; a run also waits for a send falling due before the next one.
+DISPATCH_INTERVAL_SECONDS = env.get_int("DISPATCH_INTERVAL_SECONDS", 1)
 CELERY_BEAT_SCHEDULE = {
     "dispatch-due-broadcasts": {
         "task": "broadcasts.tasks.dispatch_due_broadcasts",
         # Every second: held sends start within about a second of 8:30 (one indexed query).
-        "schedule": timedelta(seconds=env.get_int("DISPATCH_INTERVAL_SECONDS", 1)),
+        "schedule": timedelta(seconds=DISPATCH_INTERVAL_SECONDS),
         "options": {"expires": 10},
     },
     # Webhook events stored while the broker was down, or whose worker died (issue 7).

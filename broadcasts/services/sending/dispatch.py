@@ -32,6 +32,8 @@ class DispatchResult:
     claimed: list[int] = field(default_factory=list)
     held: list[int] = field(default_factory=list)
     resumed: list[int] = field(default_factory=list)
+    # The first scheduled send falling due before the next run (see the dispatch task).
+    next_due_at: dt.datetime | None = None
 
 
 def _emergency_approved(broadcast: Broadcast) -> bool:
@@ -186,6 +188,9 @@ def broadcasts_dispatch_due(*, now: dt.datetime | None = None, limit: int = 100)
                 )
             enqueue_send(broadcast.pk, emergency=broadcast.is_emergency)
             result.resumed.append(broadcast.pk)
+    result.next_due_at = selectors.next_due_within(
+        now=now, within=dt.timedelta(seconds=settings.DISPATCH_INTERVAL_SECONDS)
+    )
     if result.claimed or result.held or result.resumed:
         logger.info(
             "dispatch: claimed=%s held=%s resumed=%s", result.claimed, result.held, result.resumed

@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 
+from django.core.cache import cache
 from django.db import transaction
 
 from ...line.errors import (
@@ -24,7 +25,43 @@ D = Delivery.Status
 def _quota(gateway: LineGateway) -> Quota:
     """The month's quota and consumption, read fresh for each send that starts: a reading
     shared for a few seconds let two sends starting together count the same messages."""
-    return gateway.quota()
+    quota = gateway.quota()
+    quota_plan_remember(quota.type)
+    return quota
+
+
+# Whether the account has a monthly limit at all is a property of its plan (the
+# local-government plan has none), not of the month's counts: remembered for an hour
+# in the shared cache, so that sends on a plan without a limit (an emergency above all) do
+# not wait for two calls to LINE's statistics before their first request. A plan that gains
+# a limit within that hour is caught by LINE itself (its 429 stops the send as 要対応).
+QUOTA_PLAN_CACHE_KEY = "line-quota-plan"
+QUOTA_PLAN_TTL_SECONDS = 3600
+UNLIMITED = "none"
+
+
+def quota_plan_remember(quota_type: str) -> None:
+    try:
+        cache.set(QUOTA_PLAN_CACHE_KEY, quota_type, QUOTA_PLAN_TTL_SECONDS)
+    except Exception:  # a cache outage only costs the next send a reading
+        logger.warning("could not remember the quota plan", exc_info=True)
+
+
+def quota_plan_warm_up(gateway: LineGateway) -> None:
+    """Read the plan if nobody has lately (a pool process starting: its first send, an
+    emergency perhaps, then need not). Never raises."""
+    try:
+        if cache.get(QUOTA_PLAN_CACHE_KEY) is None:
+            _quota(gateway)
+    except Exception:
+        logger.warning("could not read the quota plan at warm-up", exc_info=True)
+
+
+def _plan_known_unlimited() -> bool:
+    try:
+        return bool(cache.get(QUOTA_PLAN_CACHE_KEY) == UNLIMITED)
+    except Exception:
+        return False
 
 
 QUOTA_SETTLE = dt.timedelta(seconds=60)
@@ -50,11 +87,38 @@ def _pending_messages(broadcast_ids: list[int], totals: dict[int, int]) -> int:
     return pending
 
 
+def _recently_accepted(exclude: int, now: dt.datetime, totals: dict[int, int]) -> int:
+    """Messages of other sends' requests LINE accepted in the last ``QUOTA_SETTLE`` (its
+    consumption may not count them yet): a send in progress whose chunk was accepted a
+    moment ago is neither pending nor finished, and was counted by nobody."""
+    from django.db.models import Sum
+
+    accepted = 0
+    rows = (
+        Delivery.objects.filter(
+            status=D.ACCEPTED,
+            accepted_at__gte=now - QUOTA_SETTLE,
+            broadcast__status=S.SENDING,
+        )
+        .exclude(broadcast_id=exclude)
+        .values("broadcast_id", "kind")
+        .annotate(n=Sum("recipient_count"))
+    )
+    for row in rows:
+        if row["kind"] == Delivery.Kind.BROADCAST:
+            accepted += totals.get(row["broadcast_id"], 0)
+        else:
+            accepted += row["n"] or 0
+    return accepted
+
+
 def _reserve_quota(
     broadcast: Broadcast,
     gateway: LineGateway,
     now: dt.datetime,
     wait_built: Callable[[], bool] | None = None,
+    *,
+    started: bool | None = None,
 ) -> tuple[str, str] | None:
     """Before the first request, reserve this send's messages against the month's quota.
 
@@ -71,11 +135,19 @@ def _reserve_quota(
 
     A send whose rows are still being built (``deliveries_total`` 0, see build.py) does not
     know how many messages it needs: with a monthly limit, ``wait_built`` builds the rest
-    first and the reservation counts them all; without one, nothing waits."""
-    if (
-        broadcast.quota_reserved_at is not None
-        or broadcast.deliveries.filter(status=D.ACCEPTED).exists()
-    ):
+    first and the reservation counts them all; without one, nothing waits.
+
+    ``started`` (known from the send's preparation): whether a request was already accepted;
+    None to look. On a plan known to have no monthly limit nothing is read from LINE."""
+    if broadcast.quota_reserved_at is not None:
+        return None
+    if started is None:
+        started = broadcast.deliveries.filter(status=D.ACCEPTED).exists()
+    if started:
+        return None
+    if _plan_known_unlimited():
+        Broadcast.objects.filter(pk=broadcast.pk).update(quota_reserved_at=now)
+        broadcast.quota_reserved_at = now
         return None
     try:
         quota = _quota(gateway)
@@ -116,7 +188,11 @@ def _reserve_quota(
             .exclude(pk=broadcast.pk)
             .values_list("pk", "recipient_count")
         )
-        reserved = _pending_messages(others, totals) + sum(c or 0 for _, c in settling)
+        reserved = (
+            _pending_messages(others, totals)
+            + sum(c or 0 for _, c in settling)
+            + _recently_accepted(broadcast.pk, now, totals)
+        )
         needed = _pending_messages([broadcast.pk], {broadcast.pk: broadcast.recipient_count or 0})
         if needed > quota.remaining:
             return (

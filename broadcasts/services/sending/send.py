@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import Permission
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef, Q, Subquery
+from django.db.models.fields.json import KT
 from django.utils import timezone
 
 from ... import selectors
@@ -29,10 +31,17 @@ from ...line.errors import (
 )
 from ...line.gateway import LineGateway, SendResult, get_gateway
 from ...line.ratelimit import RateLimiter
-from ...models import Broadcast, Delivery
+from ...models import (
+    Broadcast,
+    BroadcastAudience,
+    BroadcastEvent,
+    BroadcastVariant,
+    Delivery,
+    User,
+)
 from .. import audiences
 from ..audit import audit_record
-from ..lifecycle import compute_hash
+from ..lifecycle import compute_hash, transition
 from ..scheduling import MULTICAST_CHUNK
 from . import build as blocks
 from .dispatch import _emergency_approved, _hold, _window_check
@@ -134,13 +143,118 @@ def _create_deliveries_in_database(
     return len(counts), sum(counts)
 
 
+def _locked_for_send(broadcast_id: int) -> Broadcast | None:
+    """The broadcast, locked, with what the send's checks need read by the same statement
+    (one round trip instead of five while an emergency waits): whether it has deliveries
+    and an accepted one, whether it has targeting rows, and its latest approval (actor,
+    approved hash, the typed recipient count of an emergency).
+
+    The annotations are read on the statement's snapshot: if the lock had to wait for
+    another transaction, what that one wrote to other tables is not in them. So they are
+    only trusted where the locked row itself says the same (see ``_prepare``)."""
+    deliveries = Delivery.objects.filter(broadcast=OuterRef("pk"))
+    approval = BroadcastEvent.objects.filter(broadcast=OuterRef("pk"), verb="approve").order_by(
+        "-created_at", "-id"
+    )
+    return (
+        Broadcast.objects.select_for_update()
+        .annotate(
+            has_deliveries=Exists(deliveries),
+            has_accepted=Exists(deliveries.filter(status=D.ACCEPTED)),
+            has_audience_rows=Exists(BroadcastAudience.objects.filter(broadcast=OuterRef("pk"))),
+            has_variants=Exists(BroadcastVariant.objects.filter(broadcast=OuterRef("pk"))),
+            approval_actor_id=Subquery(approval.values("actor_id")[:1]),
+            approval_hash=Subquery(
+                approval.annotate(value=KT("data__approved_hash")).values("value")[:1]
+            ),
+            approval_count=Subquery(
+                approval.annotate(value=KT("data__recipient_count")).values("value")[:1]
+            ),
+            approval_actor_may=Exists(
+                _emergency_approvers().filter(pk=OuterRef("approval_actor_id"))
+            ),
+        )
+        .filter(pk=broadcast_id)
+        .first()
+    )
+
+
+def _emergency_approval_ok(broadcast: Broadcast) -> bool:
+    """``_emergency_approved`` from the approval read with the lock; if that reading says no
+    (it may predate a transaction the lock waited for), the fresh check decides."""
+    actor_id = getattr(broadcast, "approval_actor_id", None)
+    if (
+        broadcast.approved_by_id
+        and broadcast.approved_by_id != broadcast.author_id
+        and actor_id is not None
+        and actor_id != broadcast.author_id
+        and getattr(broadcast, "approval_hash", None) == broadcast.approved_hash
+        and getattr(broadcast, "approval_actor_may", False)
+    ):
+        return True
+    return _emergency_approved(broadcast)
+
+
+def _emergency_approvers() -> Any:
+    """Active users holding ``approve_emergency_broadcast`` as ``ModelBackend`` grants it
+    (superuser, own permission or a group's), for the locked read. Only ever a shortcut to
+    yes: when it says no, ``_emergency_approved`` asks ``has_perm`` itself."""
+    perm = Permission.objects.filter(
+        codename="approve_emergency_broadcast", content_type__app_label="broadcasts"
+    )
+    return User.objects.filter(is_active=True).filter(
+        Q(is_superuser=True) | Q(user_permissions__in=perm) | Q(groups__permissions__in=perm)
+    )
+
+
+def _typed_count(broadcast: Broadcast) -> int | None:
+    """The recipient count the approving supervisor typed (recorded on the approval's audit
+    row, checked against our follower table then) — for an all-friends emergency without
+    targeting, the figure the send records instead of counting 100,000 followers again."""
+    value = getattr(broadcast, "approval_count", None)
+    if (
+        not broadcast.is_emergency
+        or broadcast.audience != Broadcast.Audience.ALL
+        or getattr(broadcast, "has_audience_rows", True)
+        or getattr(broadcast, "has_variants", True)
+        or getattr(broadcast, "approval_hash", None) != broadcast.approved_hash
+    ):
+        return None
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _claim(broadcast: Broadcast, now: dt.datetime, owner: str) -> None:
+    """The emergency path's claim (as ``broadcast_claim_now``), in the send's transaction."""
+    broadcast.sending_started_at = now
+    broadcast.lease_owner = owner
+    broadcast.lease_expires_at = now + _lease_seconds()
+    transition(
+        broadcast,
+        "claim",
+        actor=None,
+        fields=["sending_started_at", "lease_owner", "lease_expires_at"],
+    )
+
+
 def _prepare(
-    broadcast_id: int, now: dt.datetime, owner: str
+    broadcast_id: int, now: dt.datetime, owner: str, *, claim: bool = False
 ) -> tuple[Broadcast | None, SendOutcome | None]:
     """Take the lease for the run ``owner``, re-check approval and window, create deliveries.
-    One transaction. A lease held by another live run is left alone: one sender per send."""
+    One transaction. A lease held by another live run is left alone: one sender per send.
+
+    ``claim`` (the emergency task): a due SCHEDULED broadcast is claimed in this same
+    transaction, so the emergency pays for one lock and one commit, not two."""
     with transaction.atomic():
-        broadcast = Broadcast.objects.select_for_update().get(pk=broadcast_id)
+        broadcast = _locked_for_send(broadcast_id)
+        if broadcast is None:
+            return None, SendOutcome("skipped", "no such broadcast")
+        if claim and broadcast.status == S.SCHEDULED:
+            if broadcast.scheduled_for is None or broadcast.scheduled_for > now:
+                return None, SendOutcome("skipped", "not due")
+            _claim(broadcast, now, owner)
         if broadcast.status != S.SENDING:
             return None, SendOutcome("skipped", f"status {broadcast.status}")
         if (
@@ -149,7 +263,10 @@ def _prepare(
             and broadcast.lease_expires_at > now
         ):
             return None, SendOutcome("skipped", f"leased by {broadcast.lease_owner}")
-        if not broadcast.approved_by_id or broadcast.approved_hash != compute_hash(broadcast):
+        has_targeting = bool(broadcast.has_audience_rows or broadcast.has_variants)
+        if not broadcast.approved_by_id or broadcast.approved_hash != compute_hash(
+            broadcast, has_targeting=has_targeting
+        ):
             _stop(
                 broadcast,
                 "needs_attention",
@@ -162,21 +279,26 @@ def _prepare(
         if not broadcast.is_drill and has_drill_marker(broadcast.messages):
             _stop(broadcast, "needs_attention", "本番の配信に【訓練】の表示があるため止めました。")
             return None, SendOutcome("needs_attention", "drill marker on a live send")
-        if broadcast.is_emergency and not _emergency_approved(broadcast):
+        if broadcast.is_emergency and not _emergency_approval_ok(broadcast):
             _stop(
                 broadcast,
                 "needs_attention",
                 "承認者による緊急配信の承認記録がないため送信を止めました。",
             )
             return None, SendOutcome("needs_attention", "no emergency approval")
-        started = broadcast.deliveries.filter(status=D.ACCEPTED).exists()
-        if not started:
+        # Every acceptance also counts into the (locked, fresh) row's deliveries_accepted.
+        started = broadcast.deliveries_accepted > 0 or bool(broadcast.has_accepted)
+        if not started and not broadcast.is_emergency:  # emergencies go at any hour
             hold = _window_check(broadcast, now, selectors.calendar_load(now=now))
             if hold is not None:
                 _hold(broadcast, at=hold[0], reason=hold[1], from_sending=True)
                 return None, SendOutcome("held", hold[1])
-        if broadcast.deliveries_total == 0 and not broadcast.deliveries.exists():
-            if blocks.builds_in_blocks(broadcast):
+        if broadcast.deliveries_total == 0 and not broadcast.has_deliveries:
+            typed = _typed_count(broadcast)
+            if typed is not None:
+                _create_broadcast_delivery(broadcast, now, typed)
+                empty = broadcast.deliveries_total == 0
+            elif blocks.builds_in_blocks(broadcast):
                 # The first block now, so that the first request leaves at once; the
                 # sending process's builder adds the rest (build.py).
                 complete = blocks.deliveries_build_block(
@@ -216,7 +338,18 @@ def _prepare(
                     "worker": owner,
                 },
             )
+    broadcast.send_already_started = started  # type: ignore[attr-defined]
     return broadcast, None
+
+
+def _create_broadcast_delivery(broadcast: Broadcast, now: dt.datetime, recipients: int) -> None:
+    """An all-friends emergency: its one broadcast-API request, and as its recipient count
+    the count the supervisor typed (our follower table's, checked at approval moments ago)."""
+    Delivery.objects.create(
+        broadcast=broadcast, seq=1, kind=Delivery.Kind.BROADCAST, key_created_at=now
+    )
+    broadcast.recipient_count = recipients
+    broadcast.deliveries_total = 1
 
 
 def _call(
@@ -413,17 +546,26 @@ def broadcast_send(
     gateway: LineGateway | None = None,
     now_fn: Callable[[], dt.datetime] = timezone.now,
     sleep: Callable[[float], None] = time.sleep,
+    claim: bool = False,
+    mark: Callable[[str], None] | None = None,
 ) -> SendOutcome:
     """Send every not-yet-accepted delivery of a claimed (SENDING) broadcast, as the send run
-    ``owner`` (a new one if not given: see ``lease_owner_new``)."""
+    ``owner`` (a new one if not given: see ``lease_owner_new``).
+
+    ``claim``: also claim a due SCHEDULED broadcast, in the same transaction as the send's
+    preparation (the emergency task: no dispatcher wait, one commit). ``mark``: told
+    ``"prepared"`` and ``"calling"`` as the send passes those points (the emergency task
+    logs where the time went)."""
     owner = owner or lease_owner_new()
-    broadcast, skipped = _prepare(broadcast_id, now_fn(), owner)
+    broadcast, skipped = _prepare(broadcast_id, now_fn(), owner, claim=claim)
     if broadcast is None:
         return skipped or SendOutcome("skipped")
+    if mark is not None:
+        mark("prepared")
     keeper = LeaseKeeper(broadcast.pk, owner, now_fn)
     keeper.start()
     try:
-        return _send_leased(broadcast, owner, gateway or get_gateway(), now_fn, sleep, keeper)
+        return _send_leased(broadcast, owner, gateway or get_gateway(), now_fn, sleep, keeper, mark)
     finally:
         keeper.stop()
 
@@ -435,11 +577,12 @@ def _send_leased(
     now_fn: Callable[[], dt.datetime],
     sleep: Callable[[float], None],
     keeper: LeaseKeeper,
+    mark: Callable[[str], None] | None = None,
 ) -> SendOutcome:
     builder = blocks.DeliveryBuilder(broadcast, owner, now_fn, keeper.lost)
     builder.start()
     try:
-        return _send_built(broadcast, owner, gateway, now_fn, sleep, keeper, builder)
+        return _send_built(broadcast, owner, gateway, now_fn, sleep, keeper, builder, mark)
     finally:
         builder.stop()
 
@@ -452,8 +595,15 @@ def _send_built(
     sleep: Callable[[float], None],
     keeper: LeaseKeeper,
     builder: blocks.DeliveryBuilder,
+    mark: Callable[[str], None] | None = None,
 ) -> SendOutcome:
-    quota_problem = _reserve_quota(broadcast, gateway, now_fn(), builder.wait_complete)
+    quota_problem = _reserve_quota(
+        broadcast,
+        gateway,
+        now_fn(),
+        builder.wait_complete,
+        started=getattr(broadcast, "send_already_started", None),
+    )
     if keeper.lost.is_set():  # (e.g. while the quota waited for the build): not ours to release
         return SendOutcome("skipped", "lease moved to another run")
     if quota_problem is not None:
@@ -474,6 +624,8 @@ def _send_built(
     pool = ThreadPoolExecutor(
         max_workers=max(settings.MULTICAST_CONCURRENCY, 1), thread_name_prefix="line-send"
     )
+    if mark is not None:
+        mark("calling")
     try:
         stop, last_error = _send_all(broadcast, builder, gateway, now_fn, sleep, pool, keeper.lost)
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections import Counter
 
@@ -170,3 +171,48 @@ def test_send_that_would_run_past_1715_is_held_whole_to_the_next_window(drafter,
     # Earlier in the afternoon the same send goes at once.
     Broadcast.objects.filter(pk=b.pk).update(scheduled_for=jst(2026, 12, 2, 16, 0))
     assert services.broadcasts_dispatch_due(now=jst(2026, 12, 2, 16, 0)).claimed == [b.pk]
+
+
+def test_the_dispatch_run_before_the_opening_claims_held_sends_at_8_30_not_a_tick_later(
+    drafter, reviewer, time_machine
+):
+    """Issue 18 part 5: a run 0.4 s before the window opens waits for 8:30:00 and claims
+    what was held for it then — never earlier (adversarial: the claim's own clock reading is
+    at or after the opening)."""
+    from broadcasts import tasks
+
+    b = approved_broadcast(author=drafter, approver=reviewer, now=jst(2026, 11, 27, 22, 0))
+    assert b.scheduled_for == jst(2026, 11, 30, 8, 30)
+    time_machine.move_to(jst(2026, 11, 30, 8, 29, 59, 600_000), tick=True)
+    claimed = tasks.dispatch_due_broadcasts()["claimed"]
+    assert claimed == [b.pk]
+    b.refresh_from_db()
+    assert b.status == S.SENDING
+    assert jst(2026, 11, 30, 8, 30) <= b.sending_started_at < jst(2026, 11, 30, 8, 30, 1)
+    assert not BroadcastEvent.objects.filter(
+        broadcast=b, verb="claim", created_at__lt=b.scheduled_for
+    )
+
+
+def test_a_dispatch_run_does_not_wait_for_sends_due_after_the_next_run(
+    drafter, reviewer, time_machine
+):
+    from broadcasts import tasks
+
+    approved_broadcast(author=drafter, approver=reviewer, now=jst(2026, 11, 27, 22, 0))
+    time_machine.move_to(jst(2026, 11, 30, 8, 29, 55), tick=True)
+    assert services.broadcasts_dispatch_due().next_due_at is None
+    assert tasks.dispatch_due_broadcasts()["claimed"] == []
+
+
+def test_a_closed_day_holds_even_the_sends_a_run_waited_for(drafter, reviewer, time_machine):
+    """The run waits for the scheduled instant, but the window decides: an admin closed
+    Monday after the approval, so the send is held to Tuesday, not claimed at 8:30."""
+    b = approved_broadcast(author=drafter, approver=reviewer, now=jst(2026, 11, 27, 22, 0))
+    CalendarOverride.objects.create(date=dt.date(2026, 11, 30), is_open=False, reason="臨時休庁")
+    from broadcasts import tasks
+
+    time_machine.move_to(jst(2026, 11, 30, 8, 29, 59, 700_000), tick=True)
+    assert tasks.dispatch_due_broadcasts()["claimed"] == []
+    b.refresh_from_db()
+    assert b.status == S.SCHEDULED and b.scheduled_for == jst(2026, 12, 1, 8, 30)

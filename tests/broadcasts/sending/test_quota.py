@@ -178,3 +178,91 @@ def test_without_a_monthly_limit_a_reservation_locks_no_other_send(
             cursor.execute("RESET lock_timeout")
     prepared_b.refresh_from_db()
     assert prepared_b.quota_reserved_at == in_window
+
+
+def quota_reads(sandbox) -> int:
+    return len([r for r in sandbox.state.requests() if r.path == QUOTA])
+
+
+def test_without_a_monthly_limit_sends_stop_reading_the_quota(
+    line_sandbox, six_hundred, drafter, reviewer, in_window
+):
+    """Whether there is a limit at all is the plan's, not the month's: once LINE has said
+    "none", later sends (an emergency above all) ask LINE nothing before their request."""
+    a, b = two_claimed(drafter, reviewer, in_window)
+    assert services.broadcast_send(broadcast_id=a.pk, sleep=lambda s: None).status == "sent"
+    assert quota_reads(line_sandbox) == 1
+    assert services.broadcast_send(broadcast_id=b.pk, sleep=lambda s: None).status == "sent"
+    assert quota_reads(line_sandbox) == 1
+    b.refresh_from_db()
+    assert b.quota_reserved_at is not None
+
+
+def test_with_a_monthly_limit_every_send_reads_the_quota_fresh(
+    line_sandbox, six_hundred, drafter, reviewer, in_window
+):
+    line_sandbox.state.set_quota("limited", 100_000, 0)
+    a, b = two_claimed(drafter, reviewer, in_window)
+    assert services.broadcast_send(broadcast_id=a.pk, sleep=lambda s: None).status == "sent"
+    assert services.broadcast_send(broadcast_id=b.pk, sleep=lambda s: None).status == "sent"
+    assert quota_reads(line_sandbox) == 2
+
+
+def test_a_plan_read_as_unlimited_that_gains_a_limit_is_read_again_when_it_expires(
+    line_sandbox, six_hundred, drafter, reviewer, in_window
+):
+    quota.quota_plan_remember("none")
+    line_sandbox.state.set_quota("limited", 1000, 900)
+    from django.core.cache import cache
+
+    cache.delete(quota.QUOTA_PLAN_CACHE_KEY)  # the hour is over
+    a = approved_broadcast(author=drafter, approver=reviewer, now=in_window)
+    services.broadcasts_dispatch_due(now=in_window)
+    outcome = services.broadcast_send(broadcast_id=a.pk, sleep=lambda s: None)
+    assert outcome.status == "needs_attention"
+    assert "残り 100 通、必要 600 通" in outcome.detail
+    assert line_sandbox.state.deliveries() == []
+
+
+def accepted_a_moment_ago(broadcast: Broadcast, now: dt.datetime, ago: dt.timedelta) -> None:
+    """Send A's first chunk was accepted ``ago`` (LINE's consumption may not show it yet)."""
+    from broadcasts.models import Delivery
+
+    first = broadcast.deliveries.order_by("seq").first()
+    Delivery.objects.filter(pk=first.pk).update(
+        status="accepted", accepted_at=now - ago, request_id="req-a-1"
+    )
+    Broadcast.objects.filter(pk=broadcast.pk).update(deliveries_accepted=1)
+
+
+def test_a_chunk_another_send_had_accepted_a_moment_ago_counts_as_used(
+    line_sandbox, six_hundred, drafter, reviewer, in_window
+):
+    """The race: send A reserved and its first chunk (500) was just accepted, so A has 100
+    pending; LINE's consumption does not count the 500 yet. Send B (600) must not take 1,000
+    − 100 as free: it waits."""
+    line_sandbox.state.set_quota("limited", 1000, 0)
+    a, b = two_claimed(drafter, reviewer, in_window)
+    prepared_a, _ = send._prepare(a.pk, in_window, "run-a")
+    gateway = send.get_gateway()
+    assert quota._reserve_quota(prepared_a, gateway, in_window) is None
+    accepted_a_moment_ago(a, in_window, dt.timedelta(seconds=2))
+    prepared_b, _ = send._prepare(b.pk, in_window, "run-b")
+    action, why = quota._reserve_quota(prepared_b, gateway, in_window)
+    assert action == "retry_later" and "使用中のため待機" in why
+    assert "600 通を使用予定" in why  # A's 100 pending + the 500 accepted a moment ago
+
+
+def test_a_chunk_accepted_long_ago_is_left_to_lines_count(
+    line_sandbox, six_hundred, drafter, reviewer, in_window
+):
+    """Past ``QUOTA_SETTLE`` LINE's consumption includes the chunk: counting it again
+    would hold sends back for nothing."""
+    line_sandbox.state.set_quota("limited", 2000, 500)
+    a, b = two_claimed(drafter, reviewer, in_window)
+    prepared_a, _ = send._prepare(a.pk, in_window, "run-a")
+    gateway = send.get_gateway()
+    assert quota._reserve_quota(prepared_a, gateway, in_window) is None
+    accepted_a_moment_ago(a, in_window, quota.QUOTA_SETTLE + dt.timedelta(seconds=5))
+    prepared_b, _ = send._prepare(b.pk, in_window, "run-b")
+    assert quota._reserve_quota(prepared_b, gateway, in_window) is None  # 1,500 − 100 ≥ 600

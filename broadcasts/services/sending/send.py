@@ -263,6 +263,9 @@ def _prepare(
             and broadcast.lease_expires_at > now
         ):
             return None, SendOutcome("skipped", f"leased by {broadcast.lease_owner}")
+        # A run that died (its lease expired) and a task still queued for this send takes
+        # over here, without the dispatcher's resume: the audit trail says so all the same.
+        previous_owner = broadcast.lease_owner if broadcast.lease_owner not in ("", owner) else ""
         has_targeting = bool(broadcast.has_audience_rows or broadcast.has_variants)
         if not broadcast.approved_by_id or broadcast.approved_hash != compute_hash(
             broadcast, has_targeting=has_targeting
@@ -325,6 +328,15 @@ def _prepare(
                 "updated_at",
             ]
         )
+        if previous_owner:
+            audit_record(
+                verb="send_resumed",
+                actor=None,
+                broadcast=broadcast,
+                from_status=S.SENDING,
+                to_status=S.SENDING,
+                data={"previous_worker": previous_owner, "worker": owner},
+            )
         if not started:
             audit_record(
                 verb="send_started",

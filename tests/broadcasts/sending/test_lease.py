@@ -4,6 +4,7 @@ guarantees with real worker processes: tests/chaos/test_one_sender.py."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 
@@ -52,6 +53,24 @@ def test_two_runs_in_one_process_do_not_share_a_lease(
     assert second is None and outcome.status == "skipped"
     assert "run-a" in outcome.detail
     assert emergency.events.filter(verb="send_started").count() == 1
+
+
+def test_a_run_taking_over_an_expired_lease_says_so_in_the_audit_trail(emergency):
+    """A run died (its lease expired) and a task still queued for the send takes it over
+    before the dispatcher resumes it: the history shows the takeover all the same, once."""
+    assert services.broadcast_claim_now(broadcast_id=emergency.pk)
+    now = emergency.scheduled_for
+    first, _ = send._prepare(emergency.pk, now, "host:1:run-dead")
+    assert first is not None
+    later = now + send._lease_seconds() + dt.timedelta(seconds=1)
+    second, outcome = send._prepare(emergency.pk, later, "host:2:run-next")
+    assert second is not None and outcome is None
+    resumed = emergency.events.filter(verb="send_resumed")
+    assert resumed.count() == 1
+    assert resumed.get().data["previous_worker"] == "host:1:run-dead"
+    again, _ = send._prepare(emergency.pk, later, "host:2:run-next")  # its own lease: no row
+    assert again is not None
+    assert emergency.events.filter(verb="send_resumed").count() == 1
 
 
 def test_the_emergency_task_and_the_dispatcher_start_one_send(emergency, line_sandbox):

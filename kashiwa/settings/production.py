@@ -38,3 +38,9 @@ SECURE_HSTS_PRELOAD = True
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 CSRF_COOKIE_HTTPONLY = True
+
+# The Procfile's default worker runs 4 processes: as many webhook streams, so that a burst of
+# follow events is processed in parallel (bench/webhook: the e2e rate was measured so).
+WEBHOOK_STREAMS = env.get_int("WEBHOOK_STREAMS", 4)
+if not 1 <= WEBHOOK_STREAMS <= 16:
+    raise env.ConfigError("WEBHOOK_STREAMS は 1〜16 にしてください")

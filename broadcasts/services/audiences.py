@@ -151,33 +151,38 @@ def follower_mask_change(*, follower: Follower, field: str, add: int = 0, remove
 
 def follower_area_set(*, follower: Follower, code: str, chosen: bool) -> Area | None:
     """Choose or remove one area. ``None`` if there is no such (active) area."""
-    area = Area.objects.filter(code=code, is_active=True).first()
-    if area is None:
-        return None
-    mask = 1 << area.bit if area.bit is not None else 0
-    with transaction.atomic():
-        if chosen:
-            FollowerArea.objects.get_or_create(follower=follower, area=area)
-            follower_mask_change(follower=follower, field="area_bits", add=mask)
-        else:
-            FollowerArea.objects.filter(follower=follower, area=area).delete()
-            follower_mask_change(follower=follower, field="area_bits", remove=mask)
-    return area
+    return _follower_choice_set(follower, Area, FollowerArea, "area", "area_bits", code, chosen)
 
 
 def follower_age_group_set(*, follower: Follower, code: str, chosen: bool) -> AgeGroup | None:
-    group = AgeGroup.objects.filter(code=code, is_active=True).first()
-    if group is None:
+    """Choose or remove one age group. ``None`` if there is no such (active) group."""
+    return _follower_choice_set(
+        follower, AgeGroup, FollowerAgeGroup, "age_group", "age_group_bits", code, chosen
+    )
+
+
+def _follower_choice_set(
+    follower: Follower,
+    model: Any,
+    through: Any,
+    column: str,
+    field: str,
+    code: str,
+    chosen: bool,
+) -> Any:
+    """The choice row and the follower row's mask (``field``) change together."""
+    option = model.objects.filter(code=code, is_active=True).first()
+    if option is None:
         return None
-    mask = 1 << group.bit if group.bit is not None else 0
+    mask = 1 << option.bit if option.bit is not None else 0
     with transaction.atomic():
         if chosen:
-            FollowerAgeGroup.objects.get_or_create(follower=follower, age_group=group)
-            follower_mask_change(follower=follower, field="age_group_bits", add=mask)
+            through.objects.get_or_create(follower=follower, **{column: option})
+            follower_mask_change(follower=follower, field=field, add=mask)
         else:
-            FollowerAgeGroup.objects.filter(follower=follower, age_group=group).delete()
-            follower_mask_change(follower=follower, field="age_group_bits", remove=mask)
-    return group
+            through.objects.filter(follower=follower, **{column: option}).delete()
+            follower_mask_change(follower=follower, field=field, remove=mask)
+    return option
 
 
 def follower_language_set(*, follower: Follower, code: str | None) -> Language | None:

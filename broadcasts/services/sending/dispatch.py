@@ -213,6 +213,13 @@ def broadcast_claim_now(
     )
     if broadcast is None:
         return False
+    _claim_for(broadcast, now, owner)
+    return True
+
+
+def _claim_for(broadcast: Broadcast, now: dt.datetime, owner: str) -> None:
+    """The emergency path's claim of a locked, due broadcast for the send run ``owner``
+    (``broadcast_claim_now``, or the emergency task's send in its own transaction)."""
     broadcast.sending_started_at = now
     broadcast.lease_owner = owner
     broadcast.lease_expires_at = now + _lease_seconds()
@@ -222,4 +229,3 @@ def broadcast_claim_now(
         actor=None,
         fields=["sending_started_at", "lease_owner", "lease_expires_at"],
     )
-    return True

@@ -41,10 +41,10 @@ from ...models import (
 )
 from .. import audiences
 from ..audit import audit_record
-from ..lifecycle import compute_hash, transition
+from ..lifecycle import compute_hash
 from ..scheduling import MULTICAST_CHUNK
 from . import build as blocks
-from .dispatch import _emergency_approved, _hold, _window_check
+from .dispatch import _claim_for, _emergency_approved, _hold, _window_check
 from .finish import SendOutcome, _finish, _release_for_retry, _stop
 from .lease import LeaseKeeper, _lease_seconds, lease_owner_new
 from .quota import _reserve_quota
@@ -226,19 +226,6 @@ def _typed_count(broadcast: Broadcast) -> int | None:
         return None
 
 
-def _claim(broadcast: Broadcast, now: dt.datetime, owner: str) -> None:
-    """The emergency path's claim (as ``broadcast_claim_now``), in the send's transaction."""
-    broadcast.sending_started_at = now
-    broadcast.lease_owner = owner
-    broadcast.lease_expires_at = now + _lease_seconds()
-    transition(
-        broadcast,
-        "claim",
-        actor=None,
-        fields=["sending_started_at", "lease_owner", "lease_expires_at"],
-    )
-
-
 def _prepare(
     broadcast_id: int, now: dt.datetime, owner: str, *, claim: bool = False
 ) -> tuple[Broadcast | None, SendOutcome | None]:
@@ -254,7 +241,7 @@ def _prepare(
         if claim and broadcast.status == S.SCHEDULED:
             if broadcast.scheduled_for is None or broadcast.scheduled_for > now:
                 return None, SendOutcome("skipped", "not due")
-            _claim(broadcast, now, owner)
+            _claim_for(broadcast, now, owner)
         if broadcast.status != S.SENDING:
             return None, SendOutcome("skipped", f"status {broadcast.status}")
         if (

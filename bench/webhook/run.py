@@ -355,7 +355,13 @@ def main() -> int:
         (out / f"webhook-{stamp}.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
         print(_table(results))
         print(f"results: {out / f'webhook-{stamp}.json'}")
-        return 0
+        verdict = "PASS" if results["goal_met"] else "FAIL"
+        print(
+            "goal: acknowledgement ≥ 1,000 events/s, p99 ≤ 100 ms, ≥ 2× line-bot-sdk's Flask "
+            f"echo example: {verdict} ({run['ok_rps']:,.0f} events/s, p99 {run['p99_ms']:.1f} ms, "
+            f"{results['ratio_vs_echo_example']:.1f}×)"
+        )
+        return 0 if results["goal_met"] else 1
     finally:
         signal.alarm(0)
         procs.stop_all()

@@ -264,7 +264,7 @@ def measure(
     sandbox.state.set_fault(
         common.MULTICAST, mode="latency", latency_ms=args.latency_ms, count=None
     )
-    port = start_stack(procs)
+    port = start_stack(procs, "minimal")  # the shape this bench has always measured
     browser = Browser(port, supervisor_session(drafter).session_key)
 
     say("# approval alerts — emergency submitted → first supervisor alert (LINE push, e-mail)")

@@ -12,7 +12,7 @@ import logging
 import re
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
 from .. import permissions
@@ -79,7 +79,7 @@ def choice_save(*, choice: Area | AgeGroup | Language, actor: User) -> None:
         if choice.pk
         else None
     )
-    choice.save()
+    _choice_insert_or_update(choice)
     audit_record(
         verb="audience_choice_saved",
         actor=actor,
@@ -94,6 +94,35 @@ def choice_save(*, choice: Area | AgeGroup | Language, actor: User) -> None:
                 "is_active": choice.is_active,
             },
         },
+    )
+
+
+def _choice_insert_or_update(choice: Area | AgeGroup | Language) -> None:
+    """Save the option. Two administrators adding options at the same instant can both be
+    given the lowest free 集計番号; the database's unique index refuses the second, which
+    then takes the next free number (a savepoint per try, so the caller's transaction
+    stays usable). A clash that persists (the same code saved twice at once) is a clear
+    error, not a server error."""
+    new = choice.pk is None
+    for _ in range(3):
+        try:
+            with transaction.atomic():
+                choice.save()
+            return
+        except IntegrityError:
+            if not new:
+                break
+            choice.pk = None
+            if isinstance(choice, BitPositioned):
+                choice.bit = None  # take the next free number on the next try
+    raise BroadcastInvalid(
+        [
+            Problem(
+                "code",
+                "ほかの方が同時に同じ一覧を変更したため保存できませんでした。"
+                "一覧を確かめて、もう一度保存してください。",
+            )
+        ]
     )
 
 

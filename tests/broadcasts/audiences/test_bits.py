@@ -330,6 +330,37 @@ def test_a_64th_area_is_refused_with_a_clear_message(admin_user):
     assert not Area.objects.filter(code="one-more").exists()
 
 
+def test_two_areas_added_at_the_same_instant_both_get_a_number(admin_user, monkeypatch):
+    """Two administrators adding an area at once are both given the lowest free number; the
+    unique index refuses the second, which takes the next one instead of a server error.
+    (Played here by handing the second save the number the first has just taken.)"""
+    first = Area(code="race-a", label="同時A")
+    audiences.choice_save(choice=first, actor=admin_user)
+    take = Area._bit_take
+    handed: list[int] = []
+
+    def stale_then_fresh() -> int:
+        bit = first.bit if not handed else take()
+        handed.append(bit)
+        return bit
+
+    monkeypatch.setattr(Area, "_bit_take", staticmethod(stale_then_fresh))
+    second = Area(code="race-b", label="同時B")
+    audiences.choice_save(choice=second, actor=admin_user)
+    assert handed[0] == first.bit and len(handed) == 2
+    second.refresh_from_db()
+    assert second.bit is not None and second.bit != first.bit
+    assert Area.objects.filter(code="race-b").count() == 1
+
+
+def test_the_same_code_saved_twice_at_once_is_a_clear_error(admin_user):
+    audiences.choice_save(choice=Area(code="twice", label="一回目"), actor=admin_user)
+    with pytest.raises(BroadcastInvalid) as refused:
+        audiences.choice_save(choice=Area(code="twice", label="二回目"), actor=admin_user)
+    assert "もう一度保存してください" in refused.value.problems[0].message
+    assert list(Area.objects.filter(code="twice").values_list("label", flat=True)) == ["一回目"]
+
+
 def test_the_admin_refuses_a_64th_age_group_on_the_form(client, admin_user):
     client.force_login(admin_user)
     for i in range(BIT_POSITIONS - AgeGroup.objects.count()):

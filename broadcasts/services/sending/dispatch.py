@@ -178,14 +178,7 @@ def broadcasts_dispatch_due(*, now: dt.datetime | None = None, limit: int = 100)
             broadcast.lease_expires_at = now + _lease_seconds()
             broadcast.save(update_fields=["lease_owner", "lease_expires_at", "updated_at"])
             if previous:
-                audit_record(
-                    verb="send_resumed",
-                    actor=None,
-                    broadcast=broadcast,
-                    from_status=S.SENDING,
-                    to_status=S.SENDING,
-                    data={"previous_worker": previous},
-                )
+                _resumed_record(broadcast, previous)
             enqueue_send(broadcast.pk, emergency=broadcast.is_emergency)
             result.resumed.append(broadcast.pk)
     result.next_due_at = selectors.next_due_within(
@@ -228,4 +221,18 @@ def _claim_for(broadcast: Broadcast, now: dt.datetime, owner: str) -> None:
         "claim",
         actor=None,
         fields=["sending_started_at", "lease_owner", "lease_expires_at"],
+    )
+
+
+def _resumed_record(broadcast: Broadcast, previous: str, worker: str = "") -> None:
+    """The audit row of a send taken over from a run whose lease expired: by the
+    dispatcher (``worker`` not known yet) or by a run that found it so (send._prepare)."""
+    data = {"previous_worker": previous, **({"worker": worker} if worker else {})}
+    audit_record(
+        verb="send_resumed",
+        actor=None,
+        broadcast=broadcast,
+        from_status=S.SENDING,
+        to_status=S.SENDING,
+        data=data,
     )

@@ -44,7 +44,13 @@ from ..audit import audit_record
 from ..lifecycle import compute_hash
 from ..scheduling import MULTICAST_CHUNK
 from . import build as blocks
-from .dispatch import _claim_for, _emergency_approved, _hold, _window_check
+from .dispatch import (
+    _claim_for,
+    _emergency_approved,
+    _hold,
+    _resumed_record,
+    _window_check,
+)
 from .finish import SendOutcome, _finish, _release_for_retry, _stop
 from .lease import LeaseKeeper, _lease_seconds, lease_owner_new
 from .quota import _reserve_quota
@@ -316,14 +322,7 @@ def _prepare(
             ]
         )
         if previous_owner:
-            audit_record(
-                verb="send_resumed",
-                actor=None,
-                broadcast=broadcast,
-                from_status=S.SENDING,
-                to_status=S.SENDING,
-                data={"previous_worker": previous_owner, "worker": owner},
-            )
+            _resumed_record(broadcast, previous_owner, owner)
         if not started:
             audit_record(
                 verb="send_started",

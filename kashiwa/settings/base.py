@@ -281,12 +281,20 @@ WEBHOOK_COALESCE_WAKEUPS = True
 # One webhook processor at a time holds this lease (renewed every batch); a processor that died
 # loses it after this long and the next one takes its unfinished events back.
 WEBHOOK_PROCESSOR_LEASE_SECONDS = env.get_int("WEBHOOK_PROCESSOR_LEASE_SECONDS", 15)
+
+
 # Webhook events are split into this many streams by citizen (the last character of the LINE
 # user ID), each with its own processor: a citizen's events stay in order, and the streams'
 # processors run in parallel on the worker's processes (at most its --concurrency).
-WEBHOOK_STREAMS = env.get_int("WEBHOOK_STREAMS", 1)
-if not 1 <= WEBHOOK_STREAMS <= 16:
-    raise env.ConfigError("WEBHOOK_STREAMS は 1〜16 にしてください")
+def webhook_streams(default: int) -> int:
+    """``WEBHOOK_STREAMS`` from the environment (production's default differs: 4)."""
+    streams = env.get_int("WEBHOOK_STREAMS", default)
+    if not 1 <= streams <= 16:
+        raise env.ConfigError("WEBHOOK_STREAMS は 1〜16 にしてください")
+    return streams
+
+
+WEBHOOK_STREAMS = webhook_streams(1)
 if WEBHOOK_PROCESSOR_LEASE_SECONDS < 2:
     raise env.ConfigError("WEBHOOK_PROCESSOR_LEASE_SECONDS は 2 以上にしてください")
 

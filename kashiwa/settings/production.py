@@ -1,7 +1,7 @@
 """Production: refuses to start without its secrets (SECRET_KEY, DATABASE_URL, broker, LINE)."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import env, webhook_streams
 
 DEBUG = False
 SECRET_KEY = env.require("SECRET_KEY")
@@ -41,6 +41,4 @@ CSRF_COOKIE_HTTPONLY = True
 
 # The Procfile's default worker runs 4 processes: as many webhook streams, so that a burst of
 # follow events is processed in parallel (bench/webhook: the e2e rate was measured so).
-WEBHOOK_STREAMS = env.get_int("WEBHOOK_STREAMS", 4)
-if not 1 <= WEBHOOK_STREAMS <= 16:
-    raise env.ConfigError("WEBHOOK_STREAMS は 1〜16 にしてください")
+WEBHOOK_STREAMS = webhook_streams(4)

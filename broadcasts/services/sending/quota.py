@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import QuerySet, Sum
 
 from ...line.errors import (
     LineError,
@@ -71,45 +72,42 @@ def _pending_messages(broadcast_ids: list[int], totals: dict[int, int]) -> int:
     """Messages the given sends have reserved but LINE has not yet accepted (and so not yet
     counted in its consumption): pending multicast recipients, or the whole estimate of a
     broadcast-API send not yet accepted."""
-    from django.db.models import Sum
-
-    pending = 0
-    rows = (
-        Delivery.objects.filter(broadcast_id__in=broadcast_ids, status=D.PENDING)
-        .values("broadcast_id", "kind")
-        .annotate(n=Sum("recipient_count"))
+    return _messages(
+        Delivery.objects.filter(broadcast_id__in=broadcast_ids, status=D.PENDING), totals
     )
+
+
+def _messages(deliveries: QuerySet[Delivery], totals: dict[int, int]) -> int:
+    """The messages ``deliveries`` stand for: a multicast's recipients; a broadcast-API
+    request, its send's whole recipient estimate (``totals``: send id → recipients)."""
+    messages = 0
+    rows = deliveries.values("broadcast_id", "kind").annotate(n=Sum("recipient_count"))
     for row in rows:
         if row["kind"] == Delivery.Kind.BROADCAST:
-            pending += totals.get(row["broadcast_id"], 0)
+            messages += totals.get(row["broadcast_id"], 0)
         else:
-            pending += row["n"] or 0
-    return pending
+            messages += row["n"] or 0
+    return messages
 
 
 def _recently_accepted(exclude: int, now: dt.datetime, totals: dict[int, int]) -> int:
     """Messages of other sends' requests LINE accepted in the last ``QUOTA_SETTLE`` (its
     consumption may not count them yet): a send in progress whose chunk was accepted a
     moment ago is neither pending nor finished, and was counted by nobody."""
-    from django.db.models import Sum
-
-    accepted = 0
-    rows = (
+    return _messages(
         Delivery.objects.filter(
             status=D.ACCEPTED,
             accepted_at__gte=now - QUOTA_SETTLE,
             broadcast__status=S.SENDING,
-        )
-        .exclude(broadcast_id=exclude)
-        .values("broadcast_id", "kind")
-        .annotate(n=Sum("recipient_count"))
+        ).exclude(broadcast_id=exclude),
+        totals,
     )
-    for row in rows:
-        if row["kind"] == Delivery.Kind.BROADCAST:
-            accepted += totals.get(row["broadcast_id"], 0)
-        else:
-            accepted += row["n"] or 0
-    return accepted
+
+
+def _reserved(broadcast: Broadcast, now: dt.datetime) -> None:
+    """Mark the send's messages reserved (its row, and the instance the sender holds)."""
+    Broadcast.objects.filter(pk=broadcast.pk).update(quota_reserved_at=now)
+    broadcast.quota_reserved_at = now
 
 
 def _reserve_quota(
@@ -146,8 +144,7 @@ def _reserve_quota(
     if started:
         return None
     if _plan_known_unlimited():
-        Broadcast.objects.filter(pk=broadcast.pk).update(quota_reserved_at=now)
-        broadcast.quota_reserved_at = now
+        _reserved(broadcast, now)
         return None
     try:
         quota = _quota(gateway)
@@ -164,8 +161,7 @@ def _reserve_quota(
         # No monthly limit (the local-government plan): nothing to share out, so no lock on
         # every send in progress (50 sends starting at the window's opening queued on it,
         # and an emergency waited for the row of the multicast being sent).
-        Broadcast.objects.filter(pk=broadcast.pk).update(quota_reserved_at=now)
-        broadcast.quota_reserved_at = now
+        _reserved(broadcast, now)
         return None
     if broadcast.deliveries_total == 0:
         if wait_built is None or not wait_built():
@@ -206,6 +202,5 @@ def _reserve_quota(
                 f"{quota.remaining:,} 通のうち {reserved:,} 通を使用予定、必要 {needed:,} 通）。"
                 f"{RETRY_LATER_SECONDS}秒後に再確認します。",
             )
-        Broadcast.objects.filter(pk=broadcast.pk).update(quota_reserved_at=now)
-        broadcast.quota_reserved_at = now
+        _reserved(broadcast, now)
     return None

@@ -15,7 +15,7 @@ from broadcasts.models import Broadcast, Delivery
 from line_sandbox.state import synthetic_user_id
 
 from ..broadcasts.sending.helpers import approved_broadcast, make_followers
-from .test_processes import MULTICAST, Stack, recipients_counter, wait_for
+from .test_processes import MULTICAST, Stack, recipients_counter, wait_for, wait_sent
 
 pytestmark = [
     pytest.mark.chaos,
@@ -65,14 +65,8 @@ def test_worker_killed_mid_build_the_next_resumes_with_the_same_rows_and_keys(
         )
         stack.start_worker("worker2")
 
-        def sent() -> bool:
-            b.refresh_from_db()
-            return b.status == Broadcast.Status.SENT
-
-        wait_for(
-            sent,
-            90,
-            "the send to complete after restart\n" + stack.log("worker2") + stack.log("beat"),
+        wait_sent(
+            b, 90, "the send to complete after restart\n" + stack.log("worker2") + stack.log("beat")
         )
     finally:
         stack.stop_all()

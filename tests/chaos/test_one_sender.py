@@ -17,7 +17,7 @@ from broadcasts.models import Broadcast, BroadcastEvent
 from line_sandbox.state import synthetic_user_id
 
 from ..broadcasts.sending.helpers import approved_broadcast, make_followers
-from .test_processes import MULTICAST, Stack, wait_for
+from .test_processes import MULTICAST, Stack, wait_for, wait_sent
 
 pytestmark = [pytest.mark.chaos, pytest.mark.django_db(transaction=True)]
 
@@ -123,11 +123,7 @@ def test_line_slower_than_the_timeout_never_gets_two_senders(
         line_sandbox.state.clear_faults()
         del slow
 
-        def sent() -> bool:
-            b.refresh_from_db()
-            return b.status == S.SENT
-
-        wait_for(sent, 90, "the send to complete\n" + stack.log("worker") + stack.log("beat"))
+        wait_sent(b, 90, "the send to complete\n" + stack.log("worker") + stack.log("beat"))
     finally:
         stack.stop_all()
     assert not b.events.filter(verb="send_resumed").exists(), "a second sender was started"

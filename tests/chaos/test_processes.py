@@ -57,6 +57,16 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def wait_sent(broadcast: Broadcast, timeout: float, what: str) -> None:
+    """Wait until the broadcast's row says SENT (``what``: the logs to show if not)."""
+
+    def sent() -> bool:
+        broadcast.refresh_from_db()
+        return broadcast.status == Broadcast.Status.SENT
+
+    wait_for(sent, timeout, what)
+
+
 class Stack:
     """Worker and beat processes sharing the test database, broker and sandbox."""
 
@@ -222,14 +232,8 @@ def test_worker_killed_mid_multicast_every_recipient_gets_it_once(
         assert before < 10, "the send finished before the kill; the test proves nothing"
         stack.start_worker("worker2")
 
-        def sent() -> bool:
-            b.refresh_from_db()
-            return b.status == Broadcast.Status.SENT
-
-        wait_for(
-            sent,
-            90,
-            "the send to complete after restart\n" + stack.log("worker2") + stack.log("beat"),
+        wait_sent(
+            b, 90, "the send to complete after restart\n" + stack.log("worker2") + stack.log("beat")
         )
     finally:
         stack.stop_all()

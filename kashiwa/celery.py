@@ -34,6 +34,22 @@ def _preflight(**_kwargs: object) -> None:
         os._exit(2)
 
 
+@signals.worker_init.connect
+def _load_before_fork(**_kwargs: object) -> None:
+    """What every pool process needs and can share, loaded once in the worker's parent before
+    it forks its pool: the national-holiday tables (the ``holidays`` package imports some 280
+    modules the first time a calendar is built: ~0.2 s that the first send of every pool
+    process paid, with the window's held sends queued behind it). Modules and pure data
+    only: connections and per-process identity are made after the fork (below)."""
+    import datetime as dt
+
+    from broadcasts import schedule
+
+    this_year = dt.datetime.now(schedule.JST).year
+    for year in (this_year, this_year + 1):
+        schedule.holiday_name(dt.date(year, 1, 1))
+
+
 @signals.worker_process_init.connect
 def _warm_up(**_kwargs: object) -> None:
     """Each pool process, as it starts (after fork: its own connections), makes its LINE client,

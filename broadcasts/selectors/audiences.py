@@ -79,7 +79,19 @@ class AudienceSpec:
 def audience_spec(broadcast: Broadcast) -> AudienceSpec:
     """The audience of a saved broadcast. A row the sender locked says whether it has
     language versions and audience rows at all (``has_variants``/``has_audience_rows``,
-    read with the lock): what it lacks is not asked for."""
+    read with the lock): what it lacks is not asked for, and the spec is kept on that row for
+    the rest of the send (a broadcast being sent cannot be edited; its preparation asked
+    for the spec three times)."""
+    cached: AudienceSpec | None = getattr(broadcast, "_audience_spec", None)
+    if cached is not None:
+        return cached
+    spec = _audience_spec_read(broadcast)
+    if hasattr(broadcast, "has_variants"):  # the sender's locked row (send._locked_for_send)
+        broadcast._audience_spec = spec  # type: ignore[attr-defined]
+    return spec
+
+
+def _audience_spec_read(broadcast: Broadcast) -> AudienceSpec:
     category_ids = tuple(sorted(broadcast.categories.values_list("id", flat=True)))
     variant_codes = (
         tuple(sorted(broadcast.variants.values_list("language__code", flat=True)))

@@ -12,6 +12,7 @@ import logging
 import re
 from typing import Any
 
+from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
@@ -634,22 +635,20 @@ def broadcast_is_targeted(broadcast: Broadcast) -> bool:
     The sender's locked row says whether it has audience rows or language versions
     (``has_audience_rows``/``has_variants``): without either, an all-friends or staff-test
     send is not targeted, with no query. Otherwise the audience read here is kept on the
-    row for ``deliveries_create`` (the same transaction), not read a second time."""
+    row (``audience_spec``) for the rest of the send's preparation, not read again."""
     if (
         broadcast.audience != Broadcast.Audience.SUBSCRIBERS
         and not getattr(broadcast, "has_audience_rows", True)
         and not getattr(broadcast, "has_variants", True)
     ):
         return False
-    spec = audience_selectors.audience_spec(broadcast)
-    broadcast._audience_spec = spec  # type: ignore[attr-defined]
-    return spec.targeted
+    return audience_selectors.audience_spec(broadcast).targeted
 
 
 def deliveries_create(broadcast: Broadcast, *, now: dt.datetime, chunk_size: int) -> None:
     """Every multicast of a targeted send, one version per request, committed by the
     sender's transaction before the first call. Each follower is in exactly one request."""
-    spec = getattr(broadcast, "_audience_spec", None) or audience_selectors.audience_spec(broadcast)
+    spec = audience_selectors.audience_spec(broadcast)
     batch: list[Delivery] = []
     seq = recipients = 0
     for code, chunk in audience_selectors.recipient_stream(spec, chunk_size):
@@ -674,8 +673,7 @@ def deliveries_create(broadcast: Broadcast, *, now: dt.datetime, chunk_size: int
     broadcast.recipient_count = recipients
     broadcast.deliveries_total = seq
     if seq:
-        unit = aggregation_unit_assign(broadcast=broadcast, now=now)
-        broadcast._aggregation_unit_name = unit.name  # type: ignore[attr-defined]
+        aggregation_unit_assign(broadcast=broadcast, now=now)
 
 
 def sending_prepare(broadcast: Broadcast) -> None:
@@ -734,36 +732,72 @@ def aggregation_unit_assign(
 ) -> AggregationUnit:
     """Give the broadcast's multicasts a custom aggregation unit, unless LINE has refused
     the feature for this account or the month's units (LINE: 1,000) are used up; either
-    way the send goes on, without one."""
-    existing = AggregationUnit.objects.filter(broadcast=broadcast).first()
-    if existing is not None:
-        return existing
-    month = jst_date(now).strftime("%Y%m")
-    reason = ""
+    way the send goes on, without one. The unit's name is kept on ``broadcast`` for the
+    sending threads (``delivery_aggregation_unit``)."""
+    unit = AggregationUnit.objects.filter(broadcast=broadcast).first()
+    if unit is None:
+        month = jst_date(now).strftime("%Y%m")
+        reason = _aggregation_unit_unavailable(month, now, gateway)
+        unit = AggregationUnit.objects.create(
+            broadcast=broadcast,
+            name="" if reason else aggregation_unit_name(broadcast),
+            month=month,
+            skipped_reason=reason,
+            created_at=now,
+        )
+    broadcast._aggregation_unit_name = unit.name  # type: ignore[attr-defined]
+    return unit
+
+
+# LINE's count of the month's unit names (which other tools of the account use too) is read
+# at most once per AGGREGATION_USAGE_TTL_SECONDS and shared through the cache, with our own
+# count at that moment: until it is read again, LINE's figure plus the units we have made
+# since is the month's use. It was one call to LINE inside every send's locked preparation
+# (fifty at the window's opening; an emergency's first request waited for it). A name LINE
+# refuses all the same costs one resend of that request without it
+# (``aggregation_unit_refused``), never the message.
+AGGREGATION_USAGE_TTL_SECONDS = 600
+
+
+def _aggregation_unit_unavailable(month: str, now: dt.datetime, gateway: LineGateway | None) -> str:
+    """Why this send gets no unit ("" if it gets one)."""
+    full = f"今月の集計単位が上限（{AGGREGATION_UNITS_PER_MONTH:,}）に達しました"
     if audience_selectors.aggregation_refusal() is not None:
-        reason = "LINE がこのアカウントでの集計単位の利用を認めていません"
-    elif audience_selectors.aggregation_units_used(month) >= AGGREGATION_UNITS_PER_MONTH:
-        reason = f"今月の集計単位が上限（{AGGREGATION_UNITS_PER_MONTH:,}）に達しました"
-    else:
+        return "LINE がこのアカウントでの集計単位の利用を認めていません"
+    ours = audience_selectors.aggregation_units_used(month)
+    if ours >= AGGREGATION_UNITS_PER_MONTH:
+        return full
+    key = f"line-aggregation-units-{month}"
+    reading = _cache_get(key)
+    if not (isinstance(reading, tuple) and len(reading) == 2):
         try:
-            used = (gateway or get_gateway()).aggregation_unit_usage()
+            reading = ((gateway or get_gateway()).aggregation_unit_usage(), ours)
         except LinePermanentError as exc:
             aggregation_refusal_record(message=exc.describe(), now=now)
-            reason = "LINE がこのアカウントでの集計単位の利用を認めていません"
+            return "LINE がこのアカウントでの集計単位の利用を認めていません"
         except LineError as exc:
             # LINE unreachable now: the send goes on; the unit only adds statistics.
             logger.warning("aggregation unit usage unavailable: %s", exc.describe())
-            used = 0
-        else:
-            if used >= AGGREGATION_UNITS_PER_MONTH:
-                reason = f"今月の集計単位が上限（{AGGREGATION_UNITS_PER_MONTH:,}）に達しました"
-    return AggregationUnit.objects.create(
-        broadcast=broadcast,
-        name="" if reason else aggregation_unit_name(broadcast),
-        month=month,
-        skipped_reason=reason,
-        created_at=now,
-    )
+            return ""
+        _cache_set(key, reading, AGGREGATION_USAGE_TTL_SECONDS)
+    line_used, ours_then = reading
+    used = line_used + max(ours - ours_then, 0)
+    return full if used >= AGGREGATION_UNITS_PER_MONTH else ""
+
+
+def _cache_get(key: str) -> Any:
+    try:
+        return cache.get(key)
+    except Exception:  # a cache outage only costs a reading from LINE
+        logger.warning("cache unavailable for %s", key, exc_info=True)
+        return None
+
+
+def _cache_set(key: str, value: Any, ttl: int) -> None:
+    try:
+        cache.set(key, value, ttl)
+    except Exception:
+        logger.warning("cache unavailable for %s", key, exc_info=True)
 
 
 def aggregation_unit_refused(exc: LinePermanentError) -> bool:

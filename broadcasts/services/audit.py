@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ..models import Broadcast, BroadcastEvent, User
@@ -27,3 +28,20 @@ def audit_record(
         comment=comment,
         data=data or {},
     )
+
+
+def audit_record_system_many(
+    *, verb: str, broadcasts: Sequence[Broadcast], from_status: str, to_status: str
+) -> None:
+    """One audit row per broadcast for the same step taken by the system (no actor, no
+    comment) on many broadcasts at once — the dispatcher's claim of the sends held for the
+    window's opening — in one INSERT, in the order given."""
+    BroadcastEvent.objects.bulk_create(
+        [
+            BroadcastEvent(
+                broadcast=broadcast, actor=None, verb=verb, from_status=from_status,
+                to_status=to_status, data={},
+            )
+            for broadcast in broadcasts
+        ]
+    )  # fmt: skip

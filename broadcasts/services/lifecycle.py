@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ from ..content import (
 from ..models import Broadcast, BroadcastContributor, Category, Division, User
 from ..selectors import audiences as audience_selectors
 from .audiences import variants_review_problems
-from .audit import audit_record
+from .audit import audit_record, audit_record_system_many
 from .errors import (
     BroadcastInvalid,
     BroadcastPermissionDenied,
@@ -98,6 +98,32 @@ def transition(
         to_status=target,
         comment=comment,
         data=data,
+    )
+
+
+def transition_many(
+    broadcasts: Sequence[Broadcast], action: str, *, now: dt.datetime, fields: Iterable[str] = ()
+) -> None:
+    """``transition`` for many rows (already locked by the caller) that the system moves
+    together, e.g. the dispatcher claiming the fifty sends held for 8:30: the same checks
+    and one audit row each, in one UPDATE and one INSERT instead of two statements a row
+    (the window's last send waited ~0.2 s for the others' claims). ``fields``: the other
+    fields the caller has set on each row."""
+    if not broadcasts:
+        return
+    allowed_from, target = TRANSITIONS[action]
+    for broadcast in broadcasts:
+        if broadcast.status not in allowed_from:
+            raise InvalidTransition(broadcast.status, ACTION_LABELS[action])
+    before = {broadcast.status for broadcast in broadcasts}
+    if len(before) != 1:  # one from-state per call keeps the audit rows exact
+        raise ValueError(f"transition_many: rows in several states {sorted(before)}")
+    for broadcast in broadcasts:
+        broadcast.status = target
+        broadcast.updated_at = now
+    Broadcast.objects.bulk_update(broadcasts, ["status", "updated_at", *fields])
+    audit_record_system_many(
+        verb=action, broadcasts=broadcasts, from_status=before.pop(), to_status=target
     )
 
 

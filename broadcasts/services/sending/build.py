@@ -125,7 +125,8 @@ def deliveries_build_block(broadcast: Broadcast, *, now: dt.datetime, limit: int
             GROUP BY (n - 1) / %s
             RETURNING recipient_count
         )
-        SELECT (SELECT count(*) FROM picked), (SELECT count(*) FROM ins)
+        SELECT (SELECT count(*) FROM picked), (SELECT count(*) FROM ins),
+               (SELECT coalesce(sum(recipient_count), 0) FROM ins)
     """  # noqa: S608 - our table name and the ORM's own SQL; values are parameters
     chunk = MULTICAST_CHUNK
     with connection.cursor() as cursor_:
@@ -139,11 +140,15 @@ def deliveries_build_block(broadcast: Broadcast, *, now: dt.datetime, limit: int
     picked_count = int(row[0]) if row else 0
     if picked_count == limit:
         return False
-    totals = Delivery.objects.filter(broadcast=broadcast).aggregate(
-        rows=Max("seq"), recipients=Sum("recipient_count")
-    )
-    broadcast.deliveries_total = totals["rows"] or 0
-    broadcast.recipient_count = totals["recipients"] or 0
+    if seq == 0:  # the whole send in this one block: its rows are the ones just written
+        broadcast.deliveries_total = int(row[1]) if row else 0
+        broadcast.recipient_count = int(row[2]) if row else 0
+    else:
+        totals = Delivery.objects.filter(broadcast=broadcast).aggregate(
+            rows=Max("seq"), recipients=Sum("recipient_count")
+        )
+        broadcast.deliveries_total = totals["rows"] or 0
+        broadcast.recipient_count = totals["recipients"] or 0
     Broadcast.objects.filter(pk=broadcast.pk).update(
         deliveries_total=broadcast.deliveries_total, recipient_count=broadcast.recipient_count
     )
@@ -277,12 +282,18 @@ def pending_in_order(
     builder_done = builder.finished
     while True:
         known = builder.built_seq  # every row up to here is committed, so seen by the read
+        asked = limit
         rows = list(
             Delivery.objects.filter(broadcast=broadcast, status=D.PENDING, seq__gt=last).order_by(
                 "seq"
             )[:limit]
         )
         limit = window
+        if builder_done and len(rows) < asked:
+            # Fewer than asked for, and no row is added after the build finished (before
+            # this read): these are the last pending rows (a small send needs one read).
+            yield from _noting(rows, builder)
+            return
         if not rows:
             if builder_done:
                 return
@@ -293,7 +304,12 @@ def pending_in_order(
             # Rows committed before the builder said it finished are seen by the next read.
             builder_done = builder.finished
             continue
-        for delivery in rows:
-            yield delivery
-            last = delivery.seq
-            builder.note_sent(last)
+        yield from _noting(rows, builder)
+        last = rows[-1].seq
+
+
+def _noting(rows: list[Delivery], builder: DeliveryBuilder) -> Iterator[Delivery]:
+    """Each row in turn, telling the builder how far the senders have got."""
+    for delivery in rows:
+        yield delivery
+        builder.note_sent(delivery.seq)

@@ -16,7 +16,7 @@ from ... import ops, selectors
 from ...models import Broadcast, BroadcastEvent, Delivery
 from ...schedule import format_jst, jst_date
 from ..audit import audit_record
-from ..lifecycle import transition
+from ..lifecycle import transition, transition_many
 from ..scheduling import enqueue_send, estimated_duration, out_of_hours_approval
 from .lease import _lease_seconds
 
@@ -148,6 +148,7 @@ def broadcasts_dispatch_due(*, now: dt.datetime | None = None, limit: int = 100)
             .filter(status=S.SCHEDULED, scheduled_for__lte=now)
             .order_by("priority", "scheduled_for", "id")[:limit]
         )
+        claimed: list[Broadcast] = []
         for broadcast in due:
             hold = _window_check(broadcast, now, calendar)
             if hold is not None:
@@ -158,12 +159,16 @@ def broadcasts_dispatch_due(*, now: dt.datetime | None = None, limit: int = 100)
             broadcast.lease_owner = ""
             broadcast.lease_expires_at = now + _lease_seconds()
             broadcast.hold_reason = ""
-            transition(
-                broadcast,
-                "claim",
-                actor=None,
-                fields=["sending_started_at", "lease_owner", "lease_expires_at", "hold_reason"],
-            )
+            claimed.append(broadcast)
+        # All claimed in two statements (the window's opening claims fifty at once); their
+        # sends are enqueued in priority order once this transaction commits.
+        transition_many(
+            claimed,
+            "claim",
+            now=now,
+            fields=["sending_started_at", "lease_owner", "lease_expires_at", "hold_reason"],
+        )
+        for broadcast in claimed:
             enqueue_send(broadcast.pk, emergency=broadcast.is_emergency)
             result.claimed.append(broadcast.pk)
 

@@ -57,16 +57,11 @@ def _finish(
     if broadcast.lease_owner != owner:
         # Another run took the send over (this one was presumed dead): it decides.
         return SendOutcome("skipped", f"leased by {broadcast.lease_owner or 'nobody'}")
-    counts = {row["status"]: row["n"] for row in _delivery_counts(broadcast)}
-    accepted = counts.get(D.ACCEPTED, 0)
+    accepted, request_ids = _accepted(broadcast)
     summary = {
         "accepted": accepted,
         "total": broadcast.deliveries_total,
-        "request_ids": list(
-            broadcast.deliveries.filter(status=D.ACCEPTED)
-            .order_by("seq")
-            .values_list("request_id", flat=True)[:20]
-        ),
+        "request_ids": request_ids,
     }
     if broadcast.deliveries_total == 0 and stop is None:
         # The rows were still being built (build.py) when this run ended (its builder failed):
@@ -129,7 +124,17 @@ def _release_for_retry(
     )
 
 
-def _delivery_counts(broadcast: Broadcast) -> Any:
-    from django.db.models import Count
+REQUEST_IDS_KEPT = 20
 
-    return broadcast.deliveries.values("status").annotate(n=Count("id")).order_by()
+
+def _accepted(broadcast: Broadcast) -> tuple[int, list[str]]:
+    """How many of the send's requests LINE accepted, and the request IDs of the first
+    ``REQUEST_IDS_KEPT`` (the audit row keeps them for LINE's support). A send of that many
+    rows or fewer (most of them) is read in one statement; one still being built (0 rows
+    known) is not."""
+    accepted = broadcast.deliveries.filter(status=D.ACCEPTED).order_by("seq")
+    if 0 < broadcast.deliveries_total <= REQUEST_IDS_KEPT:
+        request_ids = list(accepted.values_list("request_id", flat=True))
+        return len(request_ids), request_ids
+    first = list(accepted.values_list("request_id", flat=True)[:REQUEST_IDS_KEPT])
+    return accepted.count(), first

@@ -5,9 +5,11 @@ statistics. Everything about who received what is read from the LINE sandbox's l
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections import Counter
 
 import pytest
+from django.core.cache import cache
 
 from broadcasts import services
 from broadcasts.models import (
@@ -412,6 +414,7 @@ def test_the_months_unit_limit_is_respected(
     first = submitted_and_approved(drafted(drafter), drafter, reviewer)
     assert send_now(first).status == "sent"
     AggregationUnit.objects.filter(broadcast=first).delete()  # forget ours: LINE's count decides
+    cache.clear()  # ten minutes later: LINE's count is read again
     second = submitted_and_approved(drafted(drafter), drafter, reviewer)
     assert send_now(second).status == "sent"
     unit = AggregationUnit.objects.get(broadcast=second)
@@ -419,3 +422,31 @@ def test_the_months_unit_limit_is_respected(
     last = line_sandbox.state.deliveries(endpoint="multicast")[-1]
     assert last.aggregation_units == ()
     assert not LineFeatureRefusal.objects.exists()
+
+
+def test_lines_unit_count_is_read_once_in_ten_minutes_and_ours_count_on_top(
+    town, drafter, reviewer, line_sandbox, in_window, monkeypatch
+):
+    """LINE is asked for the month's unit names once (not inside every send's locked
+    preparation); until it is asked again, the units we make count on top of its figure."""
+    from broadcasts.line.gateway import get_gateway
+
+    monkeypatch.setattr(audiences, "AGGREGATION_UNITS_PER_MONTH", 2)
+    # Another tool of the account has used one unit name this month.
+    get_gateway().multicast(
+        to=[town[0]],
+        messages=[{"type": "text", "text": "別ツール"}],
+        retry_key=uuid.uuid4(),
+        notification_disabled=False,
+        aggregation_unit="other_tool",
+    )
+    first = submitted_and_approved(drafted(drafter), drafter, reviewer)
+    assert send_now(first).status == "sent"
+    assert AggregationUnit.objects.get(broadcast=first).name == f"kashiwa_b{first.pk}"
+    second = submitted_and_approved(drafted(drafter), drafter, reviewer)
+    assert send_now(second).status == "sent"
+    # LINE's 1 (read at the first send) + our 1 made since = the limit of 2.
+    unit = AggregationUnit.objects.get(broadcast=second)
+    assert unit.name == "" and "上限" in unit.skipped_reason
+    asked = [r for r in line_sandbox.requests() if r.path == "/v2/bot/message/aggregation/info"]
+    assert len(asked) == 1

@@ -216,3 +216,58 @@ def test_a_closed_day_holds_even_the_sends_a_run_waited_for(drafter, reviewer, t
     assert tasks.dispatch_due_broadcasts()["claimed"] == []
     b.refresh_from_db()
     assert b.status == S.SCHEDULED and b.scheduled_for == jst(2026, 12, 1, 8, 30)
+
+
+def test_window_opening_claims_many_with_one_audit_row_each_in_few_statements(
+    drafter, reviewer, django_capture_on_commit_callbacks
+):
+    """The sends held for 8:30 are claimed together: each gets exactly one 配信処理の開始 row
+    and its own send task, in priority order, and the claim's statements do not grow with
+    the number of sends (the last of fifty used to wait ~0.2 s for the others' claims)."""
+    from django.test.utils import CaptureQueriesContext
+
+    def claim(count: int, approved: dt.datetime, opening: dt.datetime) -> tuple[int, int]:
+        held = [
+            approved_broadcast(author=drafter, approver=reviewer, now=approved, title=f"#{i}")
+            for i in range(count)
+        ]
+        assert {b.scheduled_for for b in held} == {opening}
+        with (
+            CaptureQueriesContext(connection) as queries,
+            django_capture_on_commit_callbacks() as callbacks,
+        ):
+            result = services.broadcasts_dispatch_due(now=opening)
+        assert sorted(result.claimed) == sorted(b.pk for b in held)
+        for b in held:
+            b.refresh_from_db()
+            assert b.status == S.SENDING
+            assert b.sending_started_at == opening
+            assert b.lease_owner == ""
+            assert b.hold_reason == ""
+            claims = BroadcastEvent.objects.filter(broadcast=b, verb="claim")
+            assert [(e.from_status, e.to_status, e.actor_id) for e in claims] == [
+                (S.SCHEDULED, S.SENDING, None)
+            ]
+        # As if their sends had finished: the second opening has only its own to claim.
+        Broadcast.objects.filter(pk__in=[b.pk for b in held]).update(status=S.SENT)
+        return len(queries), len(callbacks)
+
+    few = claim(2, jst(2026, 11, 27, 22, 0), jst(2026, 11, 30, 8, 30))
+    many = claim(12, jst(2026, 11, 30, 22, 0), jst(2026, 12, 1, 8, 30))
+    assert (few[1], many[1]) == (2, 12)  # one send task each, after the commit
+    assert many[0] == few[0], "claiming 12 took more statements than claiming 2"
+
+
+def test_claim_of_many_refuses_a_row_not_scheduled(drafter, reviewer):
+    """The bulk claim checks the transition table for every row, as ``transition`` does."""
+    from broadcasts.services.errors import InvalidTransition
+    from broadcasts.services.lifecycle import transition_many
+
+    b = approved_broadcast(author=drafter, approver=reviewer, now=jst(2026, 12, 1, 9, 0))
+    other = approved_broadcast(author=drafter, approver=reviewer, now=jst(2026, 12, 1, 9, 0))
+    other.status = S.SENT
+    with pytest.raises(InvalidTransition):
+        transition_many([b, other], "claim", now=jst(2026, 12, 1, 9, 0, 1))
+    b.refresh_from_db()
+    assert b.status == S.SCHEDULED
+    assert not BroadcastEvent.objects.filter(broadcast=b, verb="claim").exists()

@@ -416,6 +416,36 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def cpu_by_pid(pids: Sequence[int]) -> dict[int, float]:
+    """User + system CPU seconds each process has used so far (gone ones are left out)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            found[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
+def cpu_busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (all cores, everything but idle/iowait)."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    return (sum(values[:8]) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def pids_named(name: str) -> list[int]:
+    """Every process whose command name is ``name`` (e.g. the PostgreSQL backends)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError), open(f"/proc/{entry}/comm") as f:
+                if f.read().strip() == name:
+                    found.append(int(entry))
+    return found
+
+
 # --- statistics ---------------------------------------------------------------------------
 def percentile(values: Sequence[float], p: float) -> float:
     """Nearest-rank percentile (p in 0..100)."""

@@ -22,6 +22,7 @@ import datetime as dt
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +147,27 @@ def measure(
         f"window; load average then: {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
     )
 
+    # CPU from just before the window opens until every send is recorded, per party: where
+    # the two cores went (the sandbox runs in this bench process).
+    workers = procs.procs["worker"].pid
+    groups: dict[str, Callable[[], list[int]]] = {
+        "Celery worker (parent + pool)": lambda: common.descendants(workers),
+        "beat": lambda: [procs.procs["beat"].pid],
+        "LINE sandbox (this bench process)": lambda: [os.getpid()],
+        "PostgreSQL": lambda: common.pids_named("postgres"),
+        "Redis": lambda: common.pids_named("redis-server"),
+    }
+    common.wait_for(
+        lambda: timezone.now() >= start - dt.timedelta(seconds=0.3),
+        (start - timezone.now()).total_seconds() + 5,
+        "the moment before the window",
+        step=0.01,
+    )
+    cpu_before = {name: common.cpu_by_pid(pids()) for name, pids in groups.items()}
+    busy_before = common.cpu_busy_seconds()
+    sessions_before = pg_sessions()
+    cpu_from = timezone.now()
+
     first_seen: dict[str, dt.datetime] = {}
 
     def all_sent() -> bool:
@@ -168,6 +190,15 @@ def measure(
         "every broadcast to be SENT\n" + procs.log("worker"),
     )
 
+    cpu_wall = (timezone.now() - cpu_from).total_seconds()
+    cpu_used: dict[str, float] = {}
+    for name, pids in groups.items():  # processes started meanwhile count from 0
+        now_cpu = common.cpu_by_pid(pids())
+        cpu_used[name] = sum(t - cpu_before[name].get(pid, 0.0) for pid, t in now_cpu.items())
+    sessions = pg_sessions() - sessions_before
+    cpu_used["everything else"] = max(
+        common.cpu_busy_seconds() - busy_before - sum(cpu_used.values()), 0.0
+    )
     lags = sorted((first_seen[t] - start).total_seconds() for t in texts)
     claims = sorted(
         (b.sending_started_at - start).total_seconds()
@@ -226,6 +257,13 @@ def measure(
         "checks, deliveries committed; pre-call: quota, pending rows, sending thread; call: → "
         "LINE accepted it; finish: → SENT recorded)"
     )
+    say(
+        f"CPU from 0.3 s before the window until all were SENT ({cpu_wall:.2f} s × "
+        f"{os.cpu_count()} cores = {cpu_wall * (os.cpu_count() or 1):.2f} core-s): "
+        + ", ".join(f"{name} {used:.2f} s" for name, used in cpu_used.items())
+        + f"; per send {sum(cpu_used.values()) / len(broadcasts) * 1000:.0f} ms in all; "
+        f"database sessions opened meanwhile: {sessions}"
+    )
     say(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     sent = sorted(
         Broadcast.objects.filter(pk__in=[b.pk for b in broadcasts]).values_list(
@@ -245,6 +283,17 @@ def measure(
         f"({p95:.2f} s); nothing before the window: {common.verdict(not early)}"
     )
     return "\n".join(lines)
+
+
+def pg_sessions() -> int:
+    """Sessions PostgreSQL has opened on this database so far (-1 on SQLite)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return -1
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        return int(cursor.fetchone()[0])
 
 
 TIMING = re.compile(

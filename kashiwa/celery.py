@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from celery import Celery, signals
 from kombu.transport import TRANSPORT_ALIASES
@@ -89,3 +90,17 @@ def _open_database(**_kwargs: object) -> None:
         connection.ensure_connection()
     except Exception:  # the first task opens it then
         logging.getLogger(__name__).warning("database not reachable at warm-up", exc_info=True)
+
+
+@signals.task_prerun.connect
+@signals.task_postrun.connect
+def _database_connections_between_tasks(task: Any = None, **_kwargs: object) -> None:
+    """What Django does around each request, around each task: keep the connection unless
+    it is older than ``CONN_MAX_AGE`` or broken (health checks on). Celery's own closing of
+    every connection at every task is off (``CELERY_DB_REUSE_MAX`` in settings). Eager runs
+    (inside a caller's transaction) are left alone, as Celery's fix-up leaves them."""
+    if task is not None and getattr(task.request, "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()

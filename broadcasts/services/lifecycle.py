@@ -102,13 +102,14 @@ def transition(
 
 
 def transition_many(
-    broadcasts: Sequence[Broadcast], action: str, *, now: dt.datetime, fields: Iterable[str] = ()
+    broadcasts: Sequence[Broadcast], action: str, *, now: dt.datetime, values: dict[str, Any]
 ) -> None:
     """``transition`` for many rows (already locked by the caller) that the system moves
     together, e.g. the dispatcher claiming the fifty sends held for 8:30: the same checks
     and one audit row each, in one UPDATE and one INSERT instead of two statements a row
-    (the window's last send waited ~0.2 s for the others' claims). ``fields``: the other
-    fields the caller has set on each row."""
+    (the window's last send waited ~0.2 s for the others' claims). ``values``: the other
+    fields, the same for every row (expressions allowed, e.g. ``Coalesce``); the instances
+    get the new status, the rest is in the database."""
     if not broadcasts:
         return
     allowed_from, target = TRANSITIONS[action]
@@ -118,10 +119,11 @@ def transition_many(
     before = {broadcast.status for broadcast in broadcasts}
     if len(before) != 1:  # one from-state per call keeps the audit rows exact
         raise ValueError(f"transition_many: rows in several states {sorted(before)}")
+    Broadcast.objects.filter(pk__in=[b.pk for b in broadcasts]).update(
+        status=target, updated_at=now, **values
+    )
     for broadcast in broadcasts:
         broadcast.status = target
-        broadcast.updated_at = now
-    Broadcast.objects.bulk_update(broadcasts, ["status", "updated_at", *fields])
     audit_record_system_many(
         verb=action, broadcasts=broadcasts, from_status=before.pop(), to_status=target
     )

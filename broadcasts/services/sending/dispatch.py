@@ -10,6 +10,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ... import ops, selectors
@@ -155,10 +157,6 @@ def broadcasts_dispatch_due(*, now: dt.datetime | None = None, limit: int = 100)
                 _hold(broadcast, at=hold[0], reason=hold[1], from_sending=False)
                 result.held.append(broadcast.pk)
                 continue
-            broadcast.sending_started_at = broadcast.sending_started_at or now
-            broadcast.lease_owner = ""
-            broadcast.lease_expires_at = now + _lease_seconds()
-            broadcast.hold_reason = ""
             claimed.append(broadcast)
         # All claimed in two statements (the window's opening claims fifty at once); their
         # sends are enqueued in priority order once this transaction commits.
@@ -166,7 +164,12 @@ def broadcasts_dispatch_due(*, now: dt.datetime | None = None, limit: int = 100)
             claimed,
             "claim",
             now=now,
-            fields=["sending_started_at", "lease_owner", "lease_expires_at", "hold_reason"],
+            values={
+                "sending_started_at": Coalesce("sending_started_at", Value(now)),
+                "lease_owner": "",
+                "lease_expires_at": now + _lease_seconds(),
+                "hold_reason": "",
+            },
         )
         for broadcast in claimed:
             enqueue_send(broadcast.pk, emergency=broadcast.is_emergency)

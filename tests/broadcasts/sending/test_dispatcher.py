@@ -267,7 +267,7 @@ def test_claim_of_many_refuses_a_row_not_scheduled(drafter, reviewer):
     other = approved_broadcast(author=drafter, approver=reviewer, now=jst(2026, 12, 1, 9, 0))
     other.status = S.SENT
     with pytest.raises(InvalidTransition):
-        transition_many([b, other], "claim", now=jst(2026, 12, 1, 9, 0, 1))
+        transition_many([b, other], "claim", now=jst(2026, 12, 1, 9, 0, 1), values={})
     b.refresh_from_db()
     assert b.status == S.SCHEDULED
     assert not BroadcastEvent.objects.filter(broadcast=b, verb="claim").exists()

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, F, Q, QuerySet, Value
 
 from ..models import (
@@ -361,6 +362,31 @@ def aggregation_units_used(month: str) -> int:
 def aggregation_refusal() -> LineFeatureRefusal | None:
     """LINE's refusal of custom aggregation units, if it refused (shown on 運用状況)."""
     return LineFeatureRefusal.objects.filter(feature=AGGREGATION_FEATURE).first()
+
+
+@dataclass(frozen=True)
+class UnitOutlook:
+    """What a send's unit depends on, read in one statement (it is read inside the send's
+    locked preparation): the unit it already has (``None``: none yet; "": it goes without),
+    whether LINE refused the feature, and our distinct names of the month."""
+
+    existing: str | None
+    refused: bool
+    used: int
+
+
+def aggregation_unit_outlook(broadcast_id: int, month: str) -> UnitOutlook:
+    units = AggregationUnit._meta.db_table
+    refusals = LineFeatureRefusal._meta.db_table
+    sql = f"""
+        SELECT (SELECT name FROM {units} WHERE broadcast_id = %s),
+               EXISTS (SELECT 1 FROM {refusals} WHERE feature = %s),
+               (SELECT COUNT(DISTINCT name) FROM {units} WHERE month = %s AND name <> '')
+    """  # noqa: S608 - our table names; values are parameters
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [broadcast_id, AGGREGATION_FEATURE, month])
+        existing, refused, used = cursor.fetchone()
+    return UnitOutlook(existing=existing, refused=bool(refused), used=int(used or 0))
 
 
 def unit_stats_window(sent_at: dt.datetime) -> tuple[dt.date, dt.date]:

@@ -729,24 +729,22 @@ def aggregation_unit_name(broadcast: Broadcast) -> str:
 
 def aggregation_unit_assign(
     *, broadcast: Broadcast, now: dt.datetime, gateway: LineGateway | None = None
-) -> AggregationUnit:
+) -> str:
     """Give the broadcast's multicasts a custom aggregation unit, unless LINE has refused
     the feature for this account or the month's units (LINE: 1,000) are used up; either
-    way the send goes on, without one. The unit's name is kept on ``broadcast`` for the
-    sending threads (``delivery_aggregation_unit``)."""
-    unit = AggregationUnit.objects.filter(broadcast=broadcast).first()
-    if unit is None:
-        month = jst_date(now).strftime("%Y%m")
-        reason = _aggregation_unit_unavailable(month, now, gateway)
-        unit = AggregationUnit.objects.create(
-            broadcast=broadcast,
-            name="" if reason else aggregation_unit_name(broadcast),
-            month=month,
-            skipped_reason=reason,
-            created_at=now,
+    way the send goes on, without one. Returns the unit's name ("" for none), also kept on
+    ``broadcast`` for the sending threads (``delivery_aggregation_unit``)."""
+    month = jst_date(now).strftime("%Y%m")
+    outlook = audience_selectors.aggregation_unit_outlook(broadcast.pk, month)
+    name = outlook.existing
+    if name is None:
+        reason = _aggregation_unit_unavailable(outlook, month, now, gateway)
+        name = "" if reason else aggregation_unit_name(broadcast)
+        AggregationUnit.objects.create(
+            broadcast=broadcast, name=name, month=month, skipped_reason=reason, created_at=now
         )
-    broadcast._aggregation_unit_name = unit.name  # type: ignore[attr-defined]
-    return unit
+    broadcast._aggregation_unit_name = name  # type: ignore[attr-defined]
+    return name
 
 
 # LINE's count of the month's unit names (which other tools of the account use too) is read
@@ -759,19 +757,23 @@ def aggregation_unit_assign(
 AGGREGATION_USAGE_TTL_SECONDS = 600
 
 
-def _aggregation_unit_unavailable(month: str, now: dt.datetime, gateway: LineGateway | None) -> str:
+def _aggregation_unit_unavailable(
+    outlook: audience_selectors.UnitOutlook,
+    month: str,
+    now: dt.datetime,
+    gateway: LineGateway | None,
+) -> str:
     """Why this send gets no unit ("" if it gets one)."""
     full = f"今月の集計単位が上限（{AGGREGATION_UNITS_PER_MONTH:,}）に達しました"
-    if audience_selectors.aggregation_refusal() is not None:
+    if outlook.refused:
         return "LINE がこのアカウントでの集計単位の利用を認めていません"
-    ours = audience_selectors.aggregation_units_used(month)
-    if ours >= AGGREGATION_UNITS_PER_MONTH:
+    if outlook.used >= AGGREGATION_UNITS_PER_MONTH:
         return full
     key = f"line-aggregation-units-{month}"
     reading = _cache_get(key)
     if not (isinstance(reading, tuple) and len(reading) == 2):
         try:
-            reading = ((gateway or get_gateway()).aggregation_unit_usage(), ours)
+            reading = ((gateway or get_gateway()).aggregation_unit_usage(), outlook.used)
         except LinePermanentError as exc:
             aggregation_refusal_record(message=exc.describe(), now=now)
             return "LINE がこのアカウントでの集計単位の利用を認めていません"
@@ -781,7 +783,7 @@ def _aggregation_unit_unavailable(month: str, now: dt.datetime, gateway: LineGat
             return ""
         _cache_set(key, reading, AGGREGATION_USAGE_TTL_SECONDS)
     line_used, ours_then = reading
-    used = line_used + max(ours - ours_then, 0)
+    used = line_used + max(outlook.used - ours_then, 0)
     return full if used >= AGGREGATION_UNITS_PER_MONTH else ""
 
 

@@ -92,10 +92,14 @@ def _resume_point(broadcast: Broadcast) -> tuple[int, int]:
     return seq, cursor
 
 
-def deliveries_build_block(broadcast: Broadcast, *, now: dt.datetime, limit: int) -> bool:
+def deliveries_build_block(
+    broadcast: Broadcast, *, now: dt.datetime, limit: int, save_totals: bool = True
+) -> bool:
     """Build the next block of up to ``limit`` recipients (a multiple of ``MULTICAST_CHUNK``)
     in the caller's transaction. When the block is the last one (fewer than ``limit``
-    recipients were left), also set the send's ``deliveries_total`` and ``recipient_count``.
+    recipients were left), also set the send's ``deliveries_total`` and ``recipient_count``
+    (on ``broadcast``, and in its row unless ``save_totals`` is false: the caller saves
+    them with the rest of its changes in the same transaction).
     Returns whether the build is complete."""
     assert limit % MULTICAST_CHUNK == 0, "a block is a whole number of rows"  # noqa: S101
     seq, cursor = _resume_point(broadcast)
@@ -149,9 +153,10 @@ def deliveries_build_block(broadcast: Broadcast, *, now: dt.datetime, limit: int
         )
         broadcast.deliveries_total = totals["rows"] or 0
         broadcast.recipient_count = totals["recipients"] or 0
-    Broadcast.objects.filter(pk=broadcast.pk).update(
-        deliveries_total=broadcast.deliveries_total, recipient_count=broadcast.recipient_count
-    )
+    if save_totals:
+        Broadcast.objects.filter(pk=broadcast.pk).update(
+            deliveries_total=broadcast.deliveries_total, recipient_count=broadcast.recipient_count
+        )
     return True
 
 

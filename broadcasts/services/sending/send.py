@@ -323,7 +323,7 @@ def _prepare(
                 # The first block now, so that the first request leaves at once; the
                 # sending process's builder adds the rest (build.py).
                 complete = blocks.deliveries_build_block(
-                    broadcast, now=now, limit=blocks.first_block()
+                    broadcast, now=now, limit=blocks.first_block(), save_totals=False
                 )
                 empty = complete and broadcast.deliveries_total == 0
                 if not empty and audiences.broadcast_is_targeted(broadcast):

@@ -58,6 +58,9 @@ class AudienceSpec:
     language_codes: tuple[str, ...] = ()
     include_unset: bool = True
     variant_codes: tuple[str, ...] = ()
+    # The categories' mask when it was read with their ids (the sender's preparation); else
+    # ``_masks`` reads it.
+    category_mask: int | None = field(default=None, compare=False)
 
     @property
     def narrowed(self) -> bool:
@@ -92,8 +95,26 @@ def audience_spec(broadcast: Broadcast) -> AudienceSpec:
     return spec
 
 
+def categories_read(broadcast: Broadcast) -> list[tuple[int, str, int]]:
+    """(id, code, bit) of the broadcast's categories. On the sender's locked row (which
+    cannot be edited while it is sent) the reading is kept for the rest of its preparation:
+    the approved-hash check, the audience and its mask asked for them in three reads."""
+    cached: list[tuple[int, str, int]] | None = getattr(broadcast, "_categories", None)
+    if cached is not None:
+        return cached
+    rows = [
+        (pk, code, bit)
+        for pk, code, bit in broadcast.categories.order_by().values_list("id", "code", "bit")
+    ]
+    if hasattr(broadcast, "has_variants"):  # the sender's locked row (send._locked_for_send)
+        broadcast._categories = rows  # type: ignore[attr-defined]
+    return rows
+
+
 def _audience_spec_read(broadcast: Broadcast) -> AudienceSpec:
-    category_ids = tuple(sorted(broadcast.categories.values_list("id", flat=True)))
+    categories = categories_read(broadcast)
+    category_ids = tuple(sorted(pk for pk, _code, _bit in categories))
+    category_mask = mask_of([bit for _pk, _code, bit in categories])
     variant_codes = (
         tuple(sorted(broadcast.variants.values_list("language__code", flat=True)))
         if getattr(broadcast, "has_variants", True)
@@ -106,7 +127,10 @@ def _audience_spec_read(broadcast: Broadcast) -> AudienceSpec:
     )
     if target is None:
         return AudienceSpec(
-            audience=broadcast.audience, category_ids=category_ids, variant_codes=variant_codes
+            audience=broadcast.audience,
+            category_ids=category_ids,
+            variant_codes=variant_codes,
+            category_mask=category_mask,
         )
     return AudienceSpec(
         audience=broadcast.audience,
@@ -116,6 +140,7 @@ def _audience_spec_read(broadcast: Broadcast) -> AudienceSpec:
         language_codes=tuple(sorted(target.languages.values_list("code", flat=True))),
         include_unset=target.include_unset,
         variant_codes=variant_codes,
+        category_mask=category_mask,
     )
 
 
@@ -146,16 +171,17 @@ def hash_part(broadcast: Broadcast) -> dict[str, Any] | None:
 def _masks(spec: AudienceSpec) -> dict[str, int]:
     """The masks of the audience's categories, areas and age groups (by kind: ``category``,
     ``area``, ``age``), read in one query."""
+    known = spec.category_mask is not None and bool(spec.category_ids)
     parts = [
         (kind, model, ids)
         for kind, model, ids in (
-            ("category", Category, spec.category_ids),
+            ("category", Category, () if known else spec.category_ids),
             ("area", Area, spec.area_ids),
             ("age", AgeGroup, spec.age_group_ids),
         )
         if ids
     ]
-    masks = {"category": 0, "area": 0, "age": 0}
+    masks = {"category": (spec.category_mask or 0) if known else 0, "area": 0, "age": 0}
     if not parts:
         return masks
     queries = [

@@ -39,6 +39,7 @@ from ...models import (
     Delivery,
     User,
 )
+from ...selectors import audiences as audience_selectors
 from .. import audiences
 from ..audit import audit_record
 from ..lifecycle import compute_hash
@@ -285,8 +286,9 @@ def _prepare(
         # over here, without the dispatcher's resume: the audit trail says so all the same.
         previous_owner = broadcast.lease_owner if broadcast.lease_owner not in ("", owner) else ""
         has_targeting = bool(broadcast.has_audience_rows or broadcast.has_variants)
+        codes = [code for _pk, code, _bit in audience_selectors.categories_read(broadcast)]
         if not broadcast.approved_by_id or broadcast.approved_hash != compute_hash(
-            broadcast, has_targeting=has_targeting
+            broadcast, codes, has_targeting=has_targeting
         ):
             _stop(
                 broadcast,

@@ -40,6 +40,9 @@ want_() {
   return 1
 }
 
+# The machine's speed now, before and after: the same code runs up to 2× slower on some days.
+"$PY" bench/machine_speed.py | tee "$OUT/machine_speed.txt"
+
 want_ multicast && run multicast_100k bench/multicast_100k.py \
   --database-url "$PG/bench_multicast" --redis-url "$R"
 want_ multicast_1m && run multicast_1m bench/multicast_100k.py --recipients 1000000 --repeat 1 \
@@ -65,4 +68,5 @@ want_ official && run official bench/official/feed_poll.py --database-url "$PG/b
 want_ audiences && run audiences bench/audiences/run.py --database-url "$PG/bench_audiences"
 want_ moderation && run moderation bench/moderation/inbox.py \
   --database-url "$PG/bench_moderation"
+"$PY" bench/machine_speed.py | tee -a "$OUT/machine_speed.txt"
 exit "$failed"

@@ -9,6 +9,7 @@ each, so they hold across processes as they do on Redis (tests/kashiwa/test_cach
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from typing import Any
@@ -27,6 +28,31 @@ class SharedCache(DjangoCache):
             return True
         self._cache.expire(retry=retry)
         return False
+
+
+logger = logging.getLogger(__name__)
+
+
+# --- remembered readings, where a cache outage only costs a fresh reading --------------------
+def cache_get_or_none(key: str) -> Any:
+    """Django's cache ``get``; None (and a warning) when the cache cannot be reached."""
+    from django.core.cache import cache
+
+    try:
+        return cache.get(key)
+    except Exception:
+        logger.warning("cache unavailable for %s", key, exc_info=True)
+        return None
+
+
+def cache_set_or_skip(key: str, value: Any, seconds: int) -> None:
+    """Django's cache ``set``; skipped (with a warning) when the cache cannot be reached."""
+    from django.core.cache import cache
+
+    try:
+        cache.set(key, value, seconds)
+    except Exception:
+        logger.warning("cache unavailable for %s", key, exc_info=True)
 
 
 # --- flags every process shares -------------------------------------------------------------

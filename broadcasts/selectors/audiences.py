@@ -102,10 +102,7 @@ def categories_read(broadcast: Broadcast) -> list[tuple[int, str, int]]:
     cached: list[tuple[int, str, int]] | None = getattr(broadcast, "_categories", None)
     if cached is not None:
         return cached
-    rows = [
-        (pk, code, bit)
-        for pk, code, bit in broadcast.categories.order_by().values_list("id", "code", "bit")
-    ]
+    rows = list(broadcast.categories.order_by().values_list("id", "code", "bit"))
     if hasattr(broadcast, "has_variants"):  # the sender's locked row (send._locked_for_send)
         broadcast._categories = rows  # type: ignore[attr-defined]
     return rows
@@ -402,6 +399,7 @@ class UnitOutlook:
 
 
 def aggregation_unit_outlook(broadcast_id: int, month: str) -> UnitOutlook:
+    """``used`` counts as ``aggregation_units_used`` does, in the same statement as the rest."""
     units = AggregationUnit._meta.db_table
     refusals = LineFeatureRefusal._meta.db_table
     sql = f"""

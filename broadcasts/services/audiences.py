@@ -12,9 +12,10 @@ import logging
 import re
 from typing import Any
 
-from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
+
+from kashiwa.cache import cache_get_or_none, cache_set_or_skip
 
 from .. import permissions
 from ..audience_defaults import FOLLOW_UP_TEXTS
@@ -770,7 +771,7 @@ def _aggregation_unit_unavailable(
     if outlook.used >= AGGREGATION_UNITS_PER_MONTH:
         return full
     key = f"line-aggregation-units-{month}"
-    reading = _cache_get(key)
+    reading = cache_get_or_none(key)
     if not (isinstance(reading, tuple) and len(reading) == 2):
         try:
             reading = ((gateway or get_gateway()).aggregation_unit_usage(), outlook.used)
@@ -781,25 +782,10 @@ def _aggregation_unit_unavailable(
             # LINE unreachable now: the send goes on; the unit only adds statistics.
             logger.warning("aggregation unit usage unavailable: %s", exc.describe())
             return ""
-        _cache_set(key, reading, AGGREGATION_USAGE_TTL_SECONDS)
+        cache_set_or_skip(key, reading, AGGREGATION_USAGE_TTL_SECONDS)
     line_used, ours_then = reading
     used = line_used + max(outlook.used - ours_then, 0)
     return full if used >= AGGREGATION_UNITS_PER_MONTH else ""
-
-
-def _cache_get(key: str) -> Any:
-    try:
-        return cache.get(key)
-    except Exception:  # a cache outage only costs a reading from LINE
-        logger.warning("cache unavailable for %s", key, exc_info=True)
-        return None
-
-
-def _cache_set(key: str, value: Any, ttl: int) -> None:
-    try:
-        cache.set(key, value, ttl)
-    except Exception:
-        logger.warning("cache unavailable for %s", key, exc_info=True)
 
 
 def aggregation_unit_refused(exc: LinePermanentError) -> bool:

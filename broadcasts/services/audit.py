@@ -39,9 +39,13 @@ def audit_record_system_many(
     BroadcastEvent.objects.bulk_create(
         [
             BroadcastEvent(
-                broadcast=broadcast, actor=None, verb=verb, from_status=from_status,
-                to_status=to_status, data={},
+                broadcast=broadcast,
+                actor=None,
+                verb=verb,
+                from_status=from_status,
+                to_status=to_status,
+                data={},
             )
             for broadcast in broadcasts
         ]
-    )  # fmt: skip
+    )

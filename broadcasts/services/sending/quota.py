@@ -10,6 +10,8 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import QuerySet, Sum
 
+from kashiwa.cache import cache_get_or_none, cache_set_or_skip
+
 from ...line.errors import (
     LineError,
 )
@@ -42,10 +44,8 @@ UNLIMITED = "none"
 
 
 def quota_plan_remember(quota_type: str) -> None:
-    try:
-        cache.set(QUOTA_PLAN_CACHE_KEY, quota_type, QUOTA_PLAN_TTL_SECONDS)
-    except Exception:  # a cache outage only costs the next send a reading
-        logger.warning("could not remember the quota plan", exc_info=True)
+    # A cache outage only costs the next send a reading.
+    cache_set_or_skip(QUOTA_PLAN_CACHE_KEY, quota_type, QUOTA_PLAN_TTL_SECONDS)
 
 
 def quota_plan_warm_up(gateway: LineGateway) -> None:
@@ -59,10 +59,7 @@ def quota_plan_warm_up(gateway: LineGateway) -> None:
 
 
 def _plan_known_unlimited() -> bool:
-    try:
-        return bool(cache.get(QUOTA_PLAN_CACHE_KEY) == UNLIMITED)
-    except Exception:
-        return False
+    return bool(cache_get_or_none(QUOTA_PLAN_CACHE_KEY) == UNLIMITED)
 
 
 QUOTA_SETTLE = dt.timedelta(seconds=60)

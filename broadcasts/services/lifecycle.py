@@ -129,6 +129,39 @@ def transition_many(
     )
 
 
+def transition_if(
+    broadcast: Broadcast,
+    action: str,
+    *,
+    now: dt.datetime,
+    where: dict[str, Any],
+    values: dict[str, Any],
+    data: dict[str, Any] | None = None,
+) -> bool:
+    """``transition`` by the system as one conditional UPDATE, where the row's own current
+    columns decide whether the step is taken (the sender's last reply completing its send:
+    ``where`` says "this run still holds the lease and this makes every request accepted").
+    The row moves only if it is in the one state the table allows the action from and
+    ``where`` holds on it as it is now; then its audit row is written. Returns whether it
+    moved (if not, nothing was written). The UPDATE locks the row until the caller's
+    transaction ends, as ``lock`` would."""
+    allowed_from, target = TRANSITIONS[action]
+    if len(allowed_from) != 1:  # the audit row's from-state must be known without a read
+        raise ValueError(f"transition_if: {action!r} may start from several states")
+    (before,) = allowed_from
+    moved = Broadcast.objects.filter(pk=broadcast.pk, status=before, **where).update(
+        status=target, updated_at=now, **values
+    )
+    if not moved:
+        return False
+    broadcast.status = target
+    audit_record(
+        verb=action, actor=None, broadcast=broadcast, from_status=before, to_status=target,
+        data=data,
+    )  # fmt: skip
+    return True
+
+
 def lock(broadcast_id: int) -> Broadcast:
     return Broadcast.objects.select_for_update().get(pk=broadcast_id)
 

@@ -249,3 +249,17 @@ def test_a_builder_whose_run_lost_the_lease_adds_no_row(drafter, reviewer, now, 
     assert builder.wait_complete() is False
     builder.stop()
     assert [d.seq for d in rows(b)] == [1, 2]
+
+
+@postgresql_only
+@pytest.mark.django_db
+def test_the_build_runs_without_nested_loops_and_leaves_them_on_after():
+    """The build's statement goes with its ``SET LOCAL`` pair in one round trip: the setting
+    holds for that statement only, and the cursor gives that statement's rows."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        build.execute_without_nested_loops(
+            cursor, "SELECT current_setting(%s), %s", ["enable_nestloop", 7]
+        )
+        assert cursor.fetchall() == [("off", 7)]
+        cursor.execute("SHOW enable_nestloop")
+        assert cursor.fetchone() == ("on",)

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 
 from ...models import Broadcast, Delivery
 from ..audit import audit_record
-from ..lifecycle import transition
+from ..lifecycle import transition, transition_if
 
 logger = logging.getLogger(__name__)
 
@@ -91,17 +92,68 @@ def _finish(
             data=summary,
             fields=["sent_at", "lease_owner", "lease_expires_at", "last_error"],
         )
-        logger.info(
-            "broadcast %s sent: %s requests, %s recipients",
-            broadcast.pk,
-            accepted,
-            broadcast.recipient_count,
-        )
+        _log_sent(broadcast, accepted)
         return SendOutcome("sent")
     # Temporary failures left: release the lease so the dispatcher retries soon.
     message = f"一時的なエラーのため再試行します: {last_error}"
     _release_for_retry(broadcast, message, now, summary)
     return SendOutcome("retry_later", last_error)
+
+
+def _complete_with_last_replies(
+    broadcast: Broadcast, owner: str, count: int, request_ids: list[str], now: dt.datetime
+) -> bool:
+    """The sender's last replies, as they are recorded (the caller's transaction, after
+    ``count`` more rows were marked accepted): if they make every request of the send
+    accepted and this run still holds the lease, the send is SENT now, in the same commit,
+    instead of by ``_finish`` in one more transaction that reads it all again (a small send
+    at the window's opening spent a fifth of its time there).
+
+    The row's own current columns decide, in the UPDATE itself: ``deliveries_total`` set (the
+    build is complete), ``deliveries_accepted`` (every acceptance counts into it, in the
+    transaction that marks the rows) plus ``count`` equal to it, the lease still ``owner``'s.
+    ``request_ids``: those of every request of the send, in ``seq`` order (the caller makes
+    this path only when its run sent them all). Returns False, having written nothing, when
+    any of that does not hold: the caller records the count as usual and ``_finish`` decides."""
+    summary = {
+        "accepted": broadcast.deliveries_total,
+        "total": broadcast.deliveries_total,
+        "request_ids": request_ids[:REQUEST_IDS_KEPT],
+    }
+    moved = transition_if(
+        broadcast,
+        "complete",
+        now=now,
+        where={
+            "lease_owner": owner,
+            "deliveries_total__gt": 0,
+            "deliveries_total": F("deliveries_accepted") + count,
+        },
+        values={
+            "deliveries_accepted": F("deliveries_accepted") + count,
+            "sent_at": now,
+            "lease_owner": "",
+            "lease_expires_at": None,
+            "last_error": "",
+        },
+        data=summary,
+    )
+    if moved:
+        broadcast.sent_at = now
+        broadcast.lease_owner = ""
+        broadcast.lease_expires_at = None
+        broadcast.last_error = ""
+        _log_sent(broadcast, broadcast.deliveries_total)
+    return moved
+
+
+def _log_sent(broadcast: Broadcast, accepted: int) -> None:
+    logger.info(
+        "broadcast %s sent: %s requests, %s recipients",
+        broadcast.pk,
+        accepted,
+        broadcast.recipient_count,
+    )
 
 
 def _release_for_retry(

@@ -52,7 +52,13 @@ from .dispatch import (
     _resumed_record,
     _window_check,
 )
-from .finish import SendOutcome, _finish, _release_for_retry, _stop
+from .finish import (
+    SendOutcome,
+    _complete_with_last_replies,
+    _finish,
+    _release_for_retry,
+    _stop,
+)
 from .lease import LeaseKeeper, _lease_seconds, lease_owner_new
 from .quota import _plan_known_unlimited, _reserve_quota
 
@@ -141,12 +147,12 @@ def _create_deliveries_in_database(
         RETURNING recipient_count
     """  # noqa: S608 - our table name and the ORM's own SQL; values are parameters
     with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_nestloop = off")
-        cursor.execute(
-            sql, [broadcast.pk, Delivery.Kind.MULTICAST, now, D.PENDING, MULTICAST_CHUNK, *params]
+        blocks.execute_without_nested_loops(
+            cursor,
+            sql,
+            [broadcast.pk, Delivery.Kind.MULTICAST, now, D.PENDING, MULTICAST_CHUNK, *params],
         )
         counts = [row[0] for row in cursor.fetchall()]
-        cursor.execute("SET LOCAL enable_nestloop = on")
     return len(counts), sum(counts)
 
 
@@ -457,6 +463,9 @@ class _Round:
     temporary: list[Delivery] = field(default_factory=list)
     rate_limited: bool = False
     stop: tuple[str, str] | None = None  # (action, message)
+    # (seq, request ID) of every request this round recorded as newly accepted.
+    accepted: list[tuple[int, str]] = field(default_factory=list)
+    completed: bool = False  # the last replies made the send SENT (finish._complete_with_…)
 
 
 def _send_round(
@@ -466,14 +475,24 @@ def _send_round(
     now_fn: Callable[[], dt.datetime],
     pool: ThreadPoolExecutor,
     lost: threading.Event,
+    owner: str,
+    *,
+    first: bool = True,
 ) -> _Round:
     """Send the given deliveries, ``MULTICAST_CONCURRENCY`` requests in flight. The requests
     wait for the rate limiter in the sending threads; this thread tops the requests in flight
     up as soon as replies come in and only then records the replies (one transaction, one
     statement for the accepted ones), so the database's round trips overlap the next
     requests instead of holding them back. A crash between LINE's answer and the commit
-    leaves those deliveries pending: their retry gets LINE's 409 and counts them accepted."""
+    leaves those deliveries pending: their retry gets LINE's 409 and counts them accepted.
+
+    In the ``first`` round of a run that started the send, when the last replies make every
+    request accepted, the send is completed in the transaction that records them
+    (``_complete_with_last_replies``) and the round says ``completed``."""
     outcome = _Round()
+    # Whether every request of the send is this round's: a run that started the send, its
+    # first round (later rounds only retry), and no row already accepted by another run.
+    all_ours = first and getattr(broadcast, "send_already_started", None) is False
     limiter = RateLimiter("line-multicast", settings.MULTICAST_MAX_PER_SECOND)
     concurrency = max(settings.MULTICAST_CONCURRENCY, 1)
     in_flight: dict[Future[SendResult], Delivery] = {}
@@ -541,7 +560,24 @@ def _send_round(
             count = _record_accepted(broadcast, accepted, now)
             for delivery, exc, status in attempts:
                 _record_attempt(delivery, exc, now, status)
-            if count:
+            if count == len(accepted):
+                outcome.accepted += [(d.seq, result.request_id) for d, result in accepted]
+            else:  # some were accepted before (by another run): not every request is ours
+                all_ours = False
+            completes = (
+                all_ours
+                and not in_flight
+                and not attempts
+                and outcome.stop is None
+                and not outcome.temporary
+                and len(outcome.accepted) == broadcast.deliveries_total
+            )
+            if count and completes:
+                request_ids = [request_id for _seq, request_id in sorted(outcome.accepted)]
+                outcome.completed = _complete_with_last_replies(
+                    broadcast, owner, count, request_ids, now
+                )
+            if count and not outcome.completed:
                 Broadcast.objects.filter(pk=broadcast.pk).update(
                     deliveries_accepted=F("deliveries_accepted") + count,
                     lease_expires_at=now + _lease_seconds(),
@@ -650,10 +686,14 @@ def _send_built(
     if mark is not None:
         mark("calling")
     try:
-        stop, last_error = _send_all(broadcast, builder, gateway, now_fn, sleep, pool, keeper.lost)
+        stop, last_error, completed = _send_all(
+            broadcast, builder, gateway, now_fn, sleep, pool, keeper.lost, owner
+        )
     finally:
         pool.shutdown(wait=True)
     builder.stop()  # stopped early (要対応, lease lost): not one more row
+    if completed:  # SENT with its last replies (the lease keeper may have seen it let go)
+        return SendOutcome("sent")
     if keeper.lost.is_set():
         return SendOutcome("skipped", "lease moved to another run")
     return _finish(broadcast.pk, stop, last_error, owner, now_fn())
@@ -667,14 +707,22 @@ def _send_all(
     sleep: Callable[[float], None],
     pool: ThreadPoolExecutor,
     lost: threading.Event,
-) -> tuple[tuple[str, str] | None, str]:
+    owner: str,
+) -> tuple[tuple[str, str] | None, str, bool]:
+    """Send every pending request, retrying temporary errors inline. Returns the stop (if
+    any), the last temporary error, and whether the last replies already completed the send
+    (``_send_round``)."""
     stop: tuple[str, str] | None = None
     last_error = ""
     # The first round takes the rows in order as they are built; later rounds only the ones
     # that met a temporary error.
     deliveries: Iterator[Delivery] = blocks.pending_in_order(broadcast, builder)
     for attempt in range(len(INLINE_BACKOFF_SECONDS) + 1):
-        outcome = _send_round(broadcast, deliveries, gateway, now_fn, pool, lost)
+        outcome = _send_round(
+            broadcast, deliveries, gateway, now_fn, pool, lost, owner, first=attempt == 0
+        )
+        if outcome.completed:
+            return None, "", True
         retry = [d.pk for d in outcome.temporary]
         if outcome.temporary:
             last_error = (
@@ -690,4 +738,4 @@ def _send_all(
         deliveries = _pending(retry)
         if attempt < len(INLINE_BACKOFF_SECONDS):
             sleep(INLINE_BACKOFF_SECONDS[attempt] * (4 if outcome.rate_limited else 1))
-    return stop, last_error
+    return stop, last_error, False

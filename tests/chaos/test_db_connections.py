@@ -74,3 +74,6 @@ def test_sends_reuse_the_workers_connection_and_survive_it_being_killed(
         stack.stop_all()
     texts = [d.messages[0]["text"] for d in line_sandbox.state.deliveries()]
     assert sorted(texts) == sorted(f"【柏市】避難情報 その{n}" for n in range(1, 9))
+    # Each pool process rehearsed a send as it started (sending/warm.py), without a failure.
+    whole_log = (stack.logs / "worker.log").read_text(errors="replace")
+    assert "warm-up" not in whole_log, whole_log[-4000:]

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.db import connection
 from django.utils import timezone
 
 from broadcasts import selectors, services
@@ -79,3 +83,28 @@ def make_followers(
         [through(follower_id=f.pk, category_id=c.pk) for f in followers for c in cats]
     )
     return followers
+
+
+def send_while_the_lease_moves(
+    broadcast: Broadcast, sandbox: Any, *, owner: str, new_owner: str
+) -> Any:
+    """Run the send as ``owner`` in a thread; as soon as LINE has its first request (the
+    caller slows LINE down), hand the lease to ``new_owner`` as if ``owner`` had been presumed
+    dead. Returns the run's outcome."""
+    outcome: list[Any] = []
+
+    def send() -> None:
+        try:
+            outcome.append(services.broadcast_send(broadcast_id=broadcast.pk, owner=owner))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not sandbox.state.requests() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    Broadcast.objects.filter(pk=broadcast.pk).update(lease_owner=new_owner)
+    thread.join(timeout=20)
+    assert outcome, "the send did not end"
+    return outcome[0]

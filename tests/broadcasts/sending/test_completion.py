@@ -5,9 +5,6 @@ through the real line-bot-sdk client."""
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -16,7 +13,7 @@ from broadcasts import services
 from broadcasts.models import Broadcast
 from line_sandbox.state import synthetic_user_id
 
-from .helpers import approved_broadcast, jst, make_followers
+from .helpers import approved_broadcast, jst, make_followers, send_while_the_lease_moves
 
 S = Broadcast.Status
 MULTICAST = "/v2/bot/message/multicast"
@@ -89,22 +86,8 @@ def test_a_run_whose_lease_moved_while_line_answered_does_not_complete_the_send(
     subscribers(line_sandbox, 20)
     b = claimed(drafter, reviewer)
     line_sandbox.state.set_fault(MULTICAST, mode="latency", latency_ms=400, count=1)
-    outcome: list[services.SendOutcome] = []
-
-    def send() -> None:
-        try:
-            outcome.append(services.broadcast_send(broadcast_id=b.pk, owner="run-a"))
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=send)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not line_sandbox.state.requests() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    Broadcast.objects.filter(pk=b.pk).update(lease_owner="run-b")
-    thread.join(timeout=20)
-    assert outcome and outcome[0].status == "skipped"
+    outcome = send_while_the_lease_moves(b, line_sandbox, owner="run-a", new_owner="run-b")
+    assert outcome.status == "skipped"
     b.refresh_from_db()
     assert (b.status, b.lease_owner, b.deliveries_accepted) == (S.SENDING, "run-b", 1)
     assert "complete" not in verbs(b)

@@ -16,7 +16,7 @@ from broadcasts.models import Broadcast
 from broadcasts.services.sending import lease, send
 from line_sandbox.state import synthetic_user_id
 
-from .helpers import approved_broadcast, make_followers
+from .helpers import approved_broadcast, make_followers, send_while_the_lease_moves
 
 S = Broadcast.Status
 MULTICAST = "/v2/bot/message/multicast"
@@ -121,23 +121,8 @@ def test_a_run_whose_lease_moved_stops_before_its_next_request(emergency, line_s
     settings.MULTICAST_CONCURRENCY = 1
     line_sandbox.state.set_fault(MULTICAST, mode="latency", latency_ms=500, count=None)
     services.broadcasts_dispatch_due(now=emergency.scheduled_for)
-    outcome: list[services.SendOutcome] = []
-
-    def send() -> None:
-        try:
-            outcome.append(services.broadcast_send(broadcast_id=emergency.pk, owner="run-a"))
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=send)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not line_sandbox.state.requests() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    # As if this run had been presumed dead and the send handed to another run.
-    Broadcast.objects.filter(pk=emergency.pk).update(lease_owner="run-b")
-    thread.join(timeout=20)
-    assert outcome and outcome[0].status == "skipped"
+    outcome = send_while_the_lease_moves(emergency, line_sandbox, owner="run-a", new_owner="run-b")
+    assert outcome.status == "skipped"
     requests = [r for r in line_sandbox.state.requests() if r.path == MULTICAST]
     assert len(requests) < 3, "the run kept sending after its lease moved"
     emergency.refresh_from_db()

@@ -75,6 +75,10 @@ def child(broadcast_id: int) -> None:
 
     connection.ensure_connection()
     selectors.calendar_load(now=timezone.now()).in_window(timezone.now())  # holidays built
+    # …and it has rehearsed a send's statements (kashiwa/celery.py, sending/warm.py).
+    from broadcasts.services.sending.warm import sender_warm_up
+
+    sender_warm_up(now=timezone.now())
     rss_before = common.proc_status_kb(os.getpid(), "VmRSS")
     timings: dict[str, float] = {}
 

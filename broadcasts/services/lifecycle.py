@@ -156,9 +156,13 @@ def transition_if(
         return False
     broadcast.status = target
     audit_record(
-        verb=action, actor=None, broadcast=broadcast, from_status=before, to_status=target,
+        verb=action,
+        actor=None,
+        broadcast=broadcast,
+        from_status=before,
+        to_status=target,
         data=data,
-    )  # fmt: skip
+    )
     return True
 
 

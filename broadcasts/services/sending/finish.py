@@ -59,11 +59,7 @@ def _finish(
         # Another run took the send over (this one was presumed dead): it decides.
         return SendOutcome("skipped", f"leased by {broadcast.lease_owner or 'nobody'}")
     accepted, request_ids = _accepted(broadcast)
-    summary = {
-        "accepted": accepted,
-        "total": broadcast.deliveries_total,
-        "request_ids": request_ids,
-    }
+    summary = _summary(accepted, broadcast.deliveries_total, request_ids)
     if broadcast.deliveries_total == 0 and stop is None:
         # The rows were still being built (build.py) when this run ended (its builder failed):
         # whatever was accepted, the send is not complete. The next run resumes the build.
@@ -81,17 +77,10 @@ def _finish(
         )
         return SendOutcome(action, message)
     if accepted == broadcast.deliveries_total:
-        broadcast.sent_at = now
-        broadcast.lease_owner = ""
-        broadcast.lease_expires_at = None
-        broadcast.last_error = ""
-        transition(
-            broadcast,
-            "complete",
-            actor=None,
-            data=summary,
-            fields=["sent_at", "lease_owner", "lease_expires_at", "last_error"],
-        )
+        sent = _sent_values(now)
+        for name, value in sent.items():
+            setattr(broadcast, name, value)
+        transition(broadcast, "complete", actor=None, data=summary, fields=list(sent))
         _log_sent(broadcast, accepted)
         return SendOutcome("sent")
     # Temporary failures left: release the lease so the dispatcher retries soon.
@@ -115,11 +104,8 @@ def _complete_with_last_replies(
     ``request_ids``: those of every request of the send, in ``seq`` order (the caller makes
     this path only when its run sent them all). Returns False, having written nothing, when
     any of that does not hold: the caller records the count as usual and ``_finish`` decides."""
-    summary = {
-        "accepted": broadcast.deliveries_total,
-        "total": broadcast.deliveries_total,
-        "request_ids": request_ids[:REQUEST_IDS_KEPT],
-    }
+    total = broadcast.deliveries_total
+    sent = _sent_values(now)
     moved = transition_if(
         broadcast,
         "complete",
@@ -129,22 +115,25 @@ def _complete_with_last_replies(
             "deliveries_total__gt": 0,
             "deliveries_total": F("deliveries_accepted") + count,
         },
-        values={
-            "deliveries_accepted": F("deliveries_accepted") + count,
-            "sent_at": now,
-            "lease_owner": "",
-            "lease_expires_at": None,
-            "last_error": "",
-        },
-        data=summary,
+        values={"deliveries_accepted": F("deliveries_accepted") + count, **sent},
+        data=_summary(total, total, request_ids[:REQUEST_IDS_KEPT]),
     )
     if moved:
-        broadcast.sent_at = now
-        broadcast.lease_owner = ""
-        broadcast.lease_expires_at = None
-        broadcast.last_error = ""
-        _log_sent(broadcast, broadcast.deliveries_total)
+        for name, value in sent.items():
+            setattr(broadcast, name, value)
+        _log_sent(broadcast, total)
     return moved
+
+
+def _sent_values(now: dt.datetime) -> dict[str, Any]:
+    """What a completed send's row says besides its status, whichever path completes it."""
+    return {"sent_at": now, "lease_owner": "", "lease_expires_at": None, "last_error": ""}
+
+
+def _summary(accepted: int, total: int, request_ids: list[str]) -> dict[str, Any]:
+    """The audit data of a send's end: how many requests LINE accepted of how many, and the
+    request IDs kept for LINE's support."""
+    return {"accepted": accepted, "total": total, "request_ids": request_ids}
 
 
 def _log_sent(broadcast: Broadcast, accepted: int) -> None:

@@ -467,6 +467,22 @@ def sliding_window_max(times: Sequence[float], window: float = 1.0) -> int:
     return best
 
 
+def tightest_span(times: Sequence[float], count: int) -> float:
+    """The shortest time in which ``count`` of the events happened (``inf`` if fewer): with
+    ``count`` = limit + 1, how far from breaking "limit in any 1 s" the closest ones came."""
+    return tightest_window(times, count)[1]
+
+
+def tightest_window(times: Sequence[float], count: int) -> tuple[float, float]:
+    """(when it began, how long it lasted): the shortest time holding ``count`` events."""
+    ordered = sorted(times)
+    spans = [
+        (ordered[i + count - 1] - ordered[i], ordered[i]) for i in range(len(ordered) - count + 1)
+    ]
+    span, start = min(spans, default=(float("inf"), float("nan")))
+    return start, span
+
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
@@ -491,6 +507,8 @@ class LineView:
     statuses: dict[int, int]
     server_ms: list[float]
     counts: dict[str, int]  # recipient → copies accepted
+    # (when, how late) the stand-in's own event loop woke ≥ 20 ms late (lean stand-in only)
+    stalls: list[tuple[float, float]] = field(default_factory=list)
 
     def exactly_once(self, ids: Sequence[str]) -> tuple[bool, int, int]:
         """(every ID exactly once, IDs missing, IDs received more than once)."""
@@ -566,6 +584,7 @@ class LeanLine:
             statuses=dict(Counter(e[3] for e in log)),
             server_ms=sorted((e[1] - e[0]) * 1000 for e in log),
             counts=self.process.recipients(),
+            stalls=[(when, late) for when, late in data.get("stalls", [])],
         )
 
     def stop(self) -> None:

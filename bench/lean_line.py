@@ -70,6 +70,9 @@ class LeanState:
         self.texts: list[tuple[float, str]] = []  # (arrival, first text) of accepted sends
         self.replies: dict[str, float] = {}  # reply token → when its reply was answered
         self.reply_duplicates = 0  # replies with a token already used, refused
+        # (when, how late) each time this process's event loop woke ≥ 20 ms late: arrival
+        # times stamped meanwhile are late by as much (the stand-in's stall, not the sender's)
+        self.stalls: list[tuple[float, float]] = []
 
     def stats(self) -> dict[str, Any]:
         digest = 0
@@ -82,6 +85,7 @@ class LeanState:
             "recipients_twice": sum(1 for c in self.recipients.values() if c > 1),
             "digest": digest,
             "cpu": time.process_time(),
+            "stalls": self.stalls,
         }
 
 
@@ -217,11 +221,22 @@ async def serve_connection(
             writer.close()
 
 
+async def watch_the_loop(state: LeanState, tick: float = 0.005) -> None:
+    """Note each time the loop wakes ≥ 20 ms later than asked (descheduled, or busy)."""
+    while True:
+        asked = time.perf_counter() + tick
+        await asyncio.sleep(tick)
+        late = time.perf_counter() - asked
+        if late >= 0.020:
+            state.stalls.append((time.time(), late))
+
+
 async def serve(host: str, port: int, latency_ms: float) -> None:
     state = LeanState(latency_ms)
     server = await asyncio.start_server(
         lambda r, w: serve_connection(state, r, w), host, port, backlog=512
     )
+    watch = asyncio.create_task(watch_the_loop(state))  # noqa: F841, RUF006 - lives as long
     bound = server.sockets[0].getsockname()
     print(f"listening http://{bound[0]}:{bound[1]}", flush=True)
     async with server:
@@ -234,6 +249,13 @@ def main() -> None:
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--latency-ms", type=float, default=20)
     args = p.parse_args()
+    # LINE's servers are other machines; here the stand-in shares two cores with the sender,
+    # the database and Redis. At a higher scheduling priority its arrival stamps are not late
+    # for want of a core (a stamp 50 ms late made 201 arrivals in one second out of requests
+    # the limiter had spaced over 1.05 s). Where the priority cannot be raised (not root), the
+    # stalls are still counted (``watch_the_loop``) and printed by the benches.
+    with contextlib.suppress(PermissionError, OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, -5)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args.host, args.port, args.latency_ms))
 

@@ -102,6 +102,27 @@ def child(broadcast_id: int) -> None:
             block_seconds.append(time.perf_counter() - started)
 
     build_block = blocks.deliveries_build_block
+    grants: list[float] = []  # when each request's rate-limit wait ended (this clock)
+    import gc
+
+    pauses: list[tuple[int, float]] = []  # (generation, seconds) of each collection
+    gc_started: list[float] = []
+
+    def gc_note(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            gc_started[:] = [time.perf_counter()]
+        elif gc_started:
+            pauses.append((info["generation"], time.perf_counter() - gc_started[0]))
+
+    gc.callbacks.append(gc_note)
+    acquire = timed("ratelimit_wait", sending.RateLimiter.acquire)
+
+    def acquire_and_note(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return acquire(*args, **kwargs)
+        finally:
+            grants.append(time.time())
+
     with (
         mock.patch.object(blocks, "deliveries_build_block", timed_block),
         mock.patch.object(
@@ -120,9 +141,7 @@ def child(broadcast_id: int) -> None:
         mock.patch.object(
             sending, "_reserve_quota", timed("reserve_quota", sending._reserve_quota)
         ),
-        mock.patch.object(
-            sending.RateLimiter, "acquire", timed("ratelimit_wait", sending.RateLimiter.acquire)
-        ),
+        mock.patch.object(sending.RateLimiter, "acquire", acquire_and_note),
     ):
         started = time.perf_counter()
         started_at = time.time()
@@ -144,6 +163,8 @@ def child(broadcast_id: int) -> None:
                 "blocks": len(block_seconds),
                 "rss_before_kb": rss_before,
                 "hwm_kb": common.proc_status_kb(os.getpid(), "VmHWM"),
+                "grants": grants,
+                "gc": pauses,
             }
         ),
         flush=True,
@@ -461,10 +482,46 @@ def one_round(
         f"per multicast p50 {common.percentile(seen.server_ms, 50):.0f} ms, "
         f"max {max(seen.server_ms, default=0):.0f} ms"
     )
+    from broadcasts.line.ratelimit import WINDOW_MARGIN_SECONDS
+
+    limit = GOALS["peak_per_second"]
+    closest_at, closest = common.tightest_window(seen.arrivals, limit + 1)
     say(
         f"peak multicast requests in any sliding 1 s window: {peak_arrival} by arrival, "
-        f"{peak_answer} by answer time"
+        f"{peak_answer} by answer time; the closest {limit + 1} arrivals spanned "
+        f"{closest:.3f} s (the limiter grants {limit + 1} at least "
+        f"{1 + WINDOW_MARGIN_SECONDS:.2f} s apart; over 1 s is within LINE's limit)"
     )
+    if result.get("grants"):
+        say(
+            f"  the closest {limit + 1} of the limiter's grants (in the sending process) "
+            f"spanned {common.tightest_span(result['grants'], limit + 1):.3f} s"
+        )
+        if result.get("gc"):
+            full = [p for g, p in result["gc"] if g == 2]
+            say(
+                f"  the sender's garbage collections during the send: {len(result['gc'])}, "
+                f"longest {max(p for _g, p in result['gc']) * 1000:.1f} ms; full ones "
+                f"{len(full)}" + (f", longest {max(full) * 1000:.1f} ms" if full else "")
+            )
+        if seen.stalls:
+            near = [late for when, late in seen.stalls if abs(when - closest_at) < 0.2]
+            say(
+                f"  the stand-in's own event loop woke ≥ 20 ms late {len(seen.stalls)} times "
+                f"(max {max(late for _w, late in seen.stalls) * 1000:.0f} ms); within 0.2 s "
+                f"of the closest {limit + 1} arrivals' first: "
+                + (f"{max(near) * 1000:.0f} ms late" if near else "none")
+            )
+        if len(result["grants"]) == len(seen.arrivals):  # the n-th grant, the n-th arrival
+            delays = [
+                (a - g) * 1000
+                for g, a in zip(sorted(result["grants"]), sorted(seen.arrivals), strict=True)
+            ]
+            say(
+                f"  grant → arrival at the stand-in (n-th with n-th): p50 "
+                f"{common.percentile(delays, 50):.1f} ms, p99 {common.percentile(delays, 99):.1f}"
+                f" ms, max {max(delays):.1f} ms; over 20 ms: {sum(d > 20 for d in delays)}"
+            )
     say(
         f"every recipient exactly once: {exactly_once} (recipients {len(seen.counts):,}, "
         f"missing {missing}, received twice {twice})"

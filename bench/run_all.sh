@@ -53,10 +53,16 @@ want_ emergency && run emergency bench/emergency/approval_to_line.py \
   --database-url "$PG/bench_emergency"
 want_ dashboard && run dashboard bench/dashboard/run.py --database-url "$PG/bench_dashboard"
 if want_ webhook; then
+  # wrk (the load generator) is Debian's package: installed here if this machine lacks it.
+  if ! command -v wrk >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "==> installing wrk (Debian's package) for the webhook bench"
+    (apt-get install -y -q wrk || (apt-get update -q && apt-get install -y -q wrk)) >/dev/null 2>&1
+  fi
   if command -v wrk >/dev/null; then
     run webhook bench/webhook/run.py
   else
-    echo "==> webhook: skipped (needs wrk: apt-get install -y wrk)"
+    echo "==> webhook: FAIL: not run (needs wrk: apt-get install -y wrk)"
+    failed=1
   fi
 fi
 want_ webhook_e2e && run webhook_e2e bench/webhook/run.py --e2e \

@@ -5,9 +5,11 @@ the SDK's own models, so what was approved is exactly what is sent."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,6 +145,33 @@ def _translate(exc: ApiException | InsightApiException) -> LineError:
 _NETWORK_ERRORS = (urllib3.exceptions.HTTPError, OSError, TimeoutError)
 
 
+class _PacedApiClient(ApiClient):
+    """The SDK's client with one hook: a thread's ``pace`` (the multicast rate limiter's
+    ``acquire``) runs in ``request``, after the SDK built and serialized the request and just
+    before it goes on the wire. The limiter counts its grants, LINE counts arrivals: every
+    millisecond between the two (the SDK's model copy, serialization, another thread holding
+    the GIL) is a millisecond by which two requests granted a second apart may arrive closer
+    than that. A retry of the same call paces again: it is one more request."""
+
+    def __init__(self, configuration: Configuration) -> None:
+        super().__init__(configuration)
+        self._local = threading.local()
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        pace: Callable[[], None] | None = getattr(self._local, "pace", None)
+        if pace is not None:
+            pace()
+        return super().request(*args, **kwargs)
+
+    @contextlib.contextmanager
+    def paced(self, pace: Callable[[], None] | None) -> Iterator[None]:
+        self._local.pace = pace
+        try:
+            yield
+        finally:
+            self._local.pace = None
+
+
 class LineGateway:
     """Typed access to the Messaging API calls the app makes."""
 
@@ -157,7 +186,7 @@ class LineGateway:
         configuration.connection_pool_maxsize = max(
             configuration.connection_pool_maxsize, max_connections
         )
-        self._client = ApiClient(configuration)
+        self._client = _PacedApiClient(configuration)
         self._api = MessagingApi(self._client)
         insight_configuration = InsightConfiguration(host=host.rstrip("/"), access_token=token)
         insight_configuration.retries = 0
@@ -186,14 +215,15 @@ class LineGateway:
         retry_key: uuid.UUID,
         notification_disabled: bool,
         aggregation_unit: str = "",
+        pace: Callable[[], None] | None = None,
     ) -> SendResult:
         """``aggregation_unit``: the custom aggregation unit (LINE's statistics key for
-        multicasts), if any."""
-        return self._send(
-            self._api.multicast_with_http_info,
-            self._multicast_request(to, messages, notification_disabled, aggregation_unit),
-            retry_key,
-        )
+        multicasts), if any. ``pace``: called (it may wait) just before the request leaves,
+        once the SDK has built it (``_PacedApiClient``); a request refused before it would
+        leave does not call it."""
+        request = self._multicast_request(to, messages, notification_disabled, aggregation_unit)
+        with self._client.paced(pace):
+            return self._send(self._api.multicast_with_http_info, request, retry_key)
 
     def _multicast_request(
         self,

@@ -388,9 +388,9 @@ def _call(
     limiter: RateLimiter | None = None,
 ) -> SendResult:
     """One LINE request (runs in a sending thread, so rate limiting waits here and not in
-    the thread that records results)."""
-    if limiter is not None:
-        limiter.acquire()
+    the thread that records results). A multicast waits for ``limiter`` inside the gateway,
+    just before the request leaves (``pace``), so that what the limiter spaced is what LINE
+    receives."""
     if delivery.kind == Delivery.Kind.BROADCAST:
         return gateway.broadcast(
             messages=broadcast.messages,
@@ -403,6 +403,7 @@ def _call(
         "messages": audiences.delivery_messages(broadcast, delivery),
         "retry_key": delivery.retry_key,
         "notification_disabled": broadcast.notification_disabled,
+        "pace": limiter.acquire if limiter is not None else None,
     }
     try:
         return gateway.multicast(**request, aggregation_unit=unit)

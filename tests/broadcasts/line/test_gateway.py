@@ -70,3 +70,44 @@ def test_messages_the_sdk_refuses_are_refused_for_every_chunk(gateway, line_sand
                 notification_disabled=False,
             )
     assert line_sandbox.deliveries(endpoint="multicast") == []
+
+
+def test_pace_runs_once_for_each_request_that_leaves_just_before_it_leaves(gateway, line_sandbox):
+    """The multicast rate limiter's wait (``pace``) runs after the SDK built the request and
+    before LINE gets it; once per request LINE gets (a 409 or a 403 was a request all the
+    same); not for a chunk refused before it could leave (no slot of LINE's second spent)."""
+    requests = line_sandbox.state.requests
+    seen: list[int] = []
+
+    def pace() -> None:
+        seen.append(len(requests()))
+
+    ids = line_sandbox.follower_ids()[:3]
+    messages = [{"type": "text", "text": "【柏市】お知らせ"}]
+    before = len(requests())
+    key = uuid.uuid4()
+    first = gateway.multicast(
+        to=ids, messages=messages, retry_key=key, notification_disabled=False, pace=pace
+    )
+    again = gateway.multicast(
+        to=ids, messages=messages, retry_key=key, notification_disabled=False, pace=pace
+    )
+    assert (again.duplicate, again.request_id) == (True, first.request_id)  # LINE's 409
+    with pytest.raises(LinePermanentError):
+        gateway.multicast(
+            to=[], messages=messages, retry_key=uuid.uuid4(), notification_disabled=False, pace=pace
+        )
+    line_sandbox.state.configure(aggregation_units_allowed=False)
+    with pytest.raises(LinePermanentError) as refused:
+        gateway.multicast(
+            to=ids,
+            messages=messages,
+            retry_key=uuid.uuid4(),
+            notification_disabled=False,
+            aggregation_unit="kashiwa_b1",
+            pace=pace,
+        )
+    assert refused.value.status == 403
+
+    assert seen == [before, before + 1, before + 2]  # each time, the request not yet at LINE
+    assert len(requests()) == before + 3

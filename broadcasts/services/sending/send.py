@@ -315,8 +315,7 @@ def _prepare(
                 "承認者による緊急配信の承認記録がないため送信を止めました。",
             )
             return None, SendOutcome("needs_attention", "no emergency approval")
-        # Every acceptance also counts into the (locked, fresh) row's deliveries_accepted.
-        started = broadcast.deliveries_accepted > 0 or bool(broadcast.has_accepted)
+        started = _already_started(broadcast)
         if not started and not broadcast.is_emergency:  # emergencies go at any hour
             hold = _window_check(broadcast, now, selectors.calendar_load(now=now))
             if hold is not None:
@@ -367,8 +366,33 @@ def _prepare(
                     "worker": owner,
                 },
             )
-    broadcast.send_already_started = started  # type: ignore[attr-defined]
     return broadcast, None
+
+
+def _already_started(broadcast: Broadcast) -> bool:
+    """Whether LINE accepted a request of the send before this run (read by ``_prepare``'s
+    locked read: every acceptance also counts into the row's ``deliveries_accepted``)."""
+    return broadcast.deliveries_accepted > 0 or bool(getattr(broadcast, "has_accepted", False))
+
+
+@dataclass
+class _Run:
+    """One run of a send, as ``broadcast_send`` set it up after ``_prepare``: the broadcast,
+    who this run is, whether the send had begun before it, and what the run was handed."""
+
+    broadcast: Broadcast
+    owner: str
+    started: bool  # LINE accepted a request of this send before this run (``_already_started``)
+    gateway: LineGateway
+    now_fn: Callable[[], dt.datetime]
+    sleep: Callable[[float], None]
+    lost: threading.Event  # set once the lease moved to another run: not one more request
+    mark: Callable[[str], None] | None = None
+
+    def note(self, step: str) -> None:
+        """Tell ``mark`` the run passed ``step`` (the emergency task logs where time went)."""
+        if self.mark is not None:
+            self.mark(step)
 
 
 def _create_broadcast_delivery(broadcast: Broadcast, now: dt.datetime, recipients: int) -> None:
@@ -470,15 +494,7 @@ class _Round:
 
 
 def _send_round(
-    broadcast: Broadcast,
-    deliveries: Iterator[Delivery],
-    gateway: LineGateway,
-    now_fn: Callable[[], dt.datetime],
-    pool: ThreadPoolExecutor,
-    lost: threading.Event,
-    owner: str,
-    *,
-    first: bool = True,
+    run: _Run, deliveries: Iterator[Delivery], pool: ThreadPoolExecutor, *, first: bool = True
 ) -> _Round:
     """Send the given deliveries, ``MULTICAST_CONCURRENCY`` requests in flight. The requests
     wait for the rate limiter in the sending threads; this thread tops the requests in flight
@@ -490,10 +506,11 @@ def _send_round(
     In the ``first`` round of a run that started the send, when the last replies make every
     request accepted, the send is completed in the transaction that records them
     (``_complete_with_last_replies``) and the round says ``completed``."""
+    broadcast, gateway, now_fn = run.broadcast, run.gateway, run.now_fn
     outcome = _Round()
     # Whether every request of the send is this round's: a run that started the send, its
     # first round (later rounds only retry), and no row already accepted by another run.
-    all_ours = first and getattr(broadcast, "send_already_started", None) is False
+    all_ours = first and not run.started
     limiter = RateLimiter("line-multicast", settings.MULTICAST_MAX_PER_SECOND)
     concurrency = max(settings.MULTICAST_CONCURRENCY, 1)
     in_flight: dict[Future[SendResult], Delivery] = {}
@@ -502,7 +519,7 @@ def _send_round(
     def top_up() -> None:
         nonlocal exhausted
         while not exhausted and len(in_flight) < concurrency and outcome.stop is None:
-            if lost.is_set():  # another run owns this send now: not one more request
+            if run.lost.is_set():  # another run owns this send now: not one more request
                 exhausted = True
                 return
             delivery = next(deliveries, None)
@@ -576,7 +593,7 @@ def _send_round(
             if count and completes:
                 request_ids = [request_id for _seq, request_id in sorted(outcome.accepted)]
                 outcome.completed = _complete_with_last_replies(
-                    broadcast, owner, count, request_ids, now
+                    broadcast, run.owner, count, request_ids, now
                 )
             if count and not outcome.completed:
                 Broadcast.objects.filter(pk=broadcast.pk).update(
@@ -620,51 +637,40 @@ def broadcast_send(
     broadcast, skipped = _prepare(broadcast_id, now_fn(), owner, claim=claim)
     if broadcast is None:
         return skipped or SendOutcome("skipped")
-    if mark is not None:
-        mark("prepared")
     keeper = LeaseKeeper(broadcast.pk, owner, now_fn)
+    run = _Run(
+        broadcast=broadcast,
+        owner=owner,
+        started=_already_started(broadcast),
+        gateway=gateway or get_gateway(),
+        now_fn=now_fn,
+        sleep=sleep,
+        lost=keeper.lost,
+        mark=mark,
+    )
+    run.note("prepared")
     keeper.start()
     try:
-        return _send_leased(broadcast, owner, gateway or get_gateway(), now_fn, sleep, keeper, mark)
+        return _send_leased(run)
     finally:
         keeper.stop()
 
 
-def _send_leased(
-    broadcast: Broadcast,
-    owner: str,
-    gateway: LineGateway,
-    now_fn: Callable[[], dt.datetime],
-    sleep: Callable[[float], None],
-    keeper: LeaseKeeper,
-    mark: Callable[[str], None] | None = None,
-) -> SendOutcome:
-    builder = blocks.DeliveryBuilder(broadcast, owner, now_fn, keeper.lost)
+def _send_leased(run: _Run) -> SendOutcome:
+    builder = blocks.DeliveryBuilder(run.broadcast, run.owner, run.now_fn, run.lost)
     builder.start()
     try:
-        return _send_built(broadcast, owner, gateway, now_fn, sleep, keeper, builder, mark)
+        return _send_built(run, builder)
     finally:
         builder.stop()
 
 
-def _send_built(
-    broadcast: Broadcast,
-    owner: str,
-    gateway: LineGateway,
-    now_fn: Callable[[], dt.datetime],
-    sleep: Callable[[float], None],
-    keeper: LeaseKeeper,
-    builder: blocks.DeliveryBuilder,
-    mark: Callable[[str], None] | None = None,
-) -> SendOutcome:
+def _send_built(run: _Run, builder: blocks.DeliveryBuilder) -> SendOutcome:
+    broadcast, owner, now_fn = run.broadcast, run.owner, run.now_fn
     quota_problem = _reserve_quota(
-        broadcast,
-        gateway,
-        now_fn(),
-        builder.wait_complete,
-        started=getattr(broadcast, "send_already_started", None),
+        broadcast, run.gateway, now_fn(), builder.wait_complete, started=run.started
     )
-    if keeper.lost.is_set():  # (e.g. while the quota waited for the build): not ours to release
+    if run.lost.is_set():  # (e.g. while the quota waited for the build): not ours to release
         return SendOutcome("skipped", "lease moved to another run")
     if quota_problem is not None:
         action, message = quota_problem
@@ -684,31 +690,21 @@ def _send_built(
     pool = ThreadPoolExecutor(
         max_workers=max(settings.MULTICAST_CONCURRENCY, 1), thread_name_prefix="line-send"
     )
-    if mark is not None:
-        mark("calling")
+    run.note("calling")
     try:
-        stop, last_error, completed = _send_all(
-            broadcast, builder, gateway, now_fn, sleep, pool, keeper.lost, owner
-        )
+        stop, last_error, completed = _send_all(run, builder, pool)
     finally:
         pool.shutdown(wait=True)
     builder.stop()  # stopped early (要対応, lease lost): not one more row
     if completed:  # SENT with its last replies (the lease keeper may have seen it let go)
         return SendOutcome("sent")
-    if keeper.lost.is_set():
+    if run.lost.is_set():
         return SendOutcome("skipped", "lease moved to another run")
     return _finish(broadcast.pk, stop, last_error, owner, now_fn())
 
 
 def _send_all(
-    broadcast: Broadcast,
-    builder: blocks.DeliveryBuilder,
-    gateway: LineGateway,
-    now_fn: Callable[[], dt.datetime],
-    sleep: Callable[[float], None],
-    pool: ThreadPoolExecutor,
-    lost: threading.Event,
-    owner: str,
+    run: _Run, builder: blocks.DeliveryBuilder, pool: ThreadPoolExecutor
 ) -> tuple[tuple[str, str] | None, str, bool]:
     """Send every pending request, retrying temporary errors inline. Returns the stop (if
     any), the last temporary error, and whether the last replies already completed the send
@@ -717,11 +713,9 @@ def _send_all(
     last_error = ""
     # The first round takes the rows in order as they are built; later rounds only the ones
     # that met a temporary error.
-    deliveries: Iterator[Delivery] = blocks.pending_in_order(broadcast, builder)
+    deliveries: Iterator[Delivery] = blocks.pending_in_order(run.broadcast, builder)
     for attempt in range(len(INLINE_BACKOFF_SECONDS) + 1):
-        outcome = _send_round(
-            broadcast, deliveries, gateway, now_fn, pool, lost, owner, first=attempt == 0
-        )
+        outcome = _send_round(run, deliveries, pool, first=attempt == 0)
         if outcome.completed:
             return None, "", True
         retry = [d.pk for d in outcome.temporary]
@@ -734,9 +728,9 @@ def _send_all(
             )
         if outcome.stop is not None:
             stop = outcome.stop
-        if stop is not None or not retry or lost.is_set():
+        if stop is not None or not retry or run.lost.is_set():
             break
         deliveries = _pending(retry)
         if attempt < len(INLINE_BACKOFF_SECONDS):
-            sleep(INLINE_BACKOFF_SECONDS[attempt] * (4 if outcome.rate_limited else 1))
+            run.sleep(INLINE_BACKOFF_SECONDS[attempt] * (4 if outcome.rate_limited else 1))
     return stop, last_error, False

@@ -488,11 +488,16 @@ def one_round(
     closest_at, closest = common.tightest_window(seen.arrivals, limit + 1)
     say(
         f"peak multicast requests in any sliding 1 s window: {peak_arrival} by arrival, "
-        f"{peak_answer} by answer time; the closest {limit + 1} arrivals spanned "
-        f"{closest:.3f} s (the limiter grants {limit + 1} at least "
-        f"{1 + WINDOW_MARGIN_SECONDS:.2f} s apart; over 1 s is within LINE's limit)"
+        f"{peak_answer} by answer time; "
+        + (
+            f"the closest {limit + 1} arrivals spanned {closest:.3f} s (the limiter grants "
+            f"{limit + 1} at least {1 + WINDOW_MARGIN_SECONDS:.2f} s apart; over 1 s is within "
+            "LINE's limit)"
+            if len(seen.arrivals) > limit
+            else f"{len(seen.arrivals)} requests in all"
+        )
     )
-    if result.get("grants"):
+    if len(result.get("grants", [])) > limit:
         say(
             f"  the closest {limit + 1} of the limiter's grants (in the sending process) "
             f"spanned {common.tightest_span(result['grants'], limit + 1):.3f} s"

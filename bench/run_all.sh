@@ -5,7 +5,7 @@
 #
 #   bench/run_all.sh                       # all
 #   bench/run_all.sh multicast emergency   # some: multicast multicast_1m send_held emergency
-#                                          #   dashboard webhook webhook_e2e soak
+#                                          #   pickup dashboard webhook webhook_e2e soak
 #                                          #   notifications official audiences moderation
 #
 # PG (a server URL; each bench creates and drops its own bench_* database on it) and R (a
@@ -51,6 +51,8 @@ want_ send_held && run send_held bench/send_held.py \
   --database-url "$PG/bench_send_held" --redis-url "$R"
 want_ emergency && run emergency bench/emergency/approval_to_line.py \
   --database-url "$PG/bench_emergency"
+want_ pickup && run pickup bench/emergency/pickup.py \
+  --database-url "$PG/bench_pickup" --redis-url "$R"
 want_ dashboard && run dashboard bench/dashboard/run.py --database-url "$PG/bench_dashboard"
 if want_ webhook; then
   # wrk (the load generator) is Debian's package: installed here if this machine lacks it.

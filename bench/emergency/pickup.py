@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import sys
 import time
 from pathlib import Path
@@ -22,13 +21,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench import common
+from bench.emergency.approval_to_line import TIMING  # the emergency task's timing line
 
 GOAL_MS = 100
-TIMING = re.compile(r"emergency timing broadcast=0 status=\S+ enqueued=([\d.]+) started=([\d.]+)")
 
 
 def pickups(log: str) -> list[float]:
-    return [(float(s) - float(e)) * 1000 for e, s in TIMING.findall(log)]
+    """Publish → started (ms) of every task for broadcast 0, in the order they ran."""
+    return [
+        (float(m["started"]) - float(m["enqueued"])) * 1000
+        for m in TIMING.finditer(log)
+        if m["pk"] == "0"
+    ]
 
 
 def main() -> None:
